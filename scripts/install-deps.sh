@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what Talaria needs to build, run and test, and only what is missing.
+# Debian 12 / Ubuntu 24.04. Uses sudo when not root. Safe to run again.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential pkg-config curl file
+  libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev
+  libayatana-appindicator3-dev libxdo-dev libssl-dev
+  xvfb xauth webkit2gtk-driver
+  nodejs npm
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+# Node may come from elsewhere (nvm, nodesource, the machine image): do not ask apt for it then.
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  filtered=()
+  for pkg in "${missing[@]}"; do
+    [[ "$pkg" == nodejs || "$pkg" == npm ]] || filtered+=("$pkg")
+  done
+  missing=("${filtered[@]}")
+fi
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "install-deps: Rust is missing. Install it from https://rustup.rs (rustup), then run this again." >&2
+  exit 1
+fi

@@ -1,0 +1,180 @@
+//! The agent: one conversation (messages, todo list, model client, recorder) and the loop that
+//! runs a turn: user message -> model -> tools -> ... -> final answer, max iterations, error or
+//! cancel. Front ends (desktop, `exec`) drive it with an `EventSink` and a `CancellationToken`.
+
+pub mod approval;
+pub mod batcher;
+pub mod prompt;
+mod repair;
+mod turn;
+
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+
+pub use approval::{ApprovalBroker, ApprovalPolicy};
+pub use repair::{CANCELLED_RESULT, repair_history};
+
+use crate::config::{ConfigError, Settings};
+use crate::event::ErrorKind;
+use crate::history::{Record, Recorder, SessionLog, TurnStatus};
+use crate::message::Message;
+use crate::provider::{ModelClient, ModelError, ToolSpec};
+use crate::todo::TodoStore;
+
+/// Upper bound on one reply's length, sent as `max_tokens` (Anthropic requires one).
+pub const MAX_TOKENS: u32 = 8192;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{message}")]
+    Model { kind: ErrorKind, message: String },
+}
+
+impl AgentError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AgentError::Config(_) => ErrorKind::Config,
+            AgentError::Model { kind, .. } => *kind,
+        }
+    }
+}
+
+impl From<ModelError> for AgentError {
+    fn from(error: ModelError) -> Self {
+        let message = error.to_string();
+        let kind = match error {
+            ModelError::Cancelled { .. } => ErrorKind::Config,
+            ModelError::Failed { kind, .. } => kind,
+        };
+        AgentError::Model { kind, message }
+    }
+}
+
+/// How a turn ended. Exactly one of `Done` / `Error` / `Cancelled` events was emitted to match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TurnOutcome {
+    Done,
+    Cancelled,
+    Failed { kind: ErrorKind, message: String },
+}
+
+/// One conversation.
+pub struct Agent {
+    settings: Settings,
+    workdir: PathBuf,
+    system: String,
+    tools: Vec<ToolSpec>,
+    messages: Vec<Message>,
+    todos: TodoStore,
+    client: ModelClient,
+    recorder: Option<Recorder>,
+    turns: u64,
+}
+
+impl Agent {
+    /// A new conversation. `recorder` is None when history is unavailable (kept in memory only).
+    pub fn new(
+        settings: Settings,
+        workdir: PathBuf,
+        recorder: Option<Recorder>,
+    ) -> Result<Agent, AgentError> {
+        settings.validate()?;
+        let client = ModelClient::new(&settings)?;
+        Ok(Agent {
+            system: prompt::system_prompt(&workdir),
+            tools: crate::tools::specs(),
+            settings,
+            workdir,
+            messages: Vec::new(),
+            todos: TodoStore::default(),
+            client,
+            recorder,
+            turns: 0,
+        })
+    }
+
+    /// Resumes a recorded session. A last turn that never ended (a crash) is marked
+    /// `interrupted` in the log, and tool calls left without a result get a synthetic one, so
+    /// the next request is valid for both providers. `recorder` should append to `log.path`
+    /// (`Recorder::reopen`).
+    pub fn from_history(
+        settings: Settings,
+        workdir: PathBuf,
+        log: SessionLog,
+        recorder: Option<Recorder>,
+    ) -> Result<Agent, AgentError> {
+        let mut agent = Agent::new(settings, workdir, recorder)?;
+        agent.messages = log.messages;
+        agent.todos = TodoStore::new(log.todos);
+        agent.turns = log.turns;
+        let appended = repair_history(&mut agent.messages);
+        for message in appended {
+            agent.record(Record::Message {
+                ts: Utc::now(),
+                message,
+            });
+        }
+        if log.interrupted
+            && let Some(recorder) = &agent.recorder
+        {
+            recorder.append_sync(Record::TurnEnd {
+                ts: Utc::now(),
+                turn: agent.turns,
+                status: TurnStatus::Interrupted,
+                error: None,
+            });
+        }
+        Ok(agent)
+    }
+
+    pub fn session_id(&self) -> Option<&str> {
+        self.recorder.as_ref().map(|r| r.session_id())
+    }
+
+    /// The log file, when the session is recorded.
+    pub fn session_path(&self) -> Option<&Path> {
+        self.recorder.as_ref().map(|r| r.path())
+    }
+
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
+    }
+
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    pub fn todos(&self) -> &TodoStore {
+        &self.todos
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn workdir(&self) -> &Path {
+        &self.workdir
+    }
+
+    /// Turns started so far in this session (including resumed ones).
+    pub fn turns(&self) -> u64 {
+        self.turns
+    }
+
+    /// New settings for the next turn (the desktop's Settings dialog). The conversation stays.
+    pub fn set_settings(&mut self, settings: Settings) -> Result<(), AgentError> {
+        settings.validate()?;
+        self.client = ModelClient::new(&settings)?;
+        self.settings = settings;
+        Ok(())
+    }
+
+    fn record(&self, record: Record) {
+        if let Some(recorder) = &self.recorder {
+            recorder.append(record);
+        }
+    }
+}

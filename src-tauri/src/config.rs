@@ -1,0 +1,183 @@
+//! Run settings: what provider, which limits, where tools may work.
+//! Precedence: command-line flags, then environment variables, then saved settings.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    #[default]
+    Openai,
+    Anthropic,
+}
+
+impl ProviderKind {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "openai" => Some(ProviderKind::Openai),
+            "anthropic" => Some(ProviderKind::Anthropic),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Anthropic => "anthropic",
+        }
+    }
+
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "https://api.openai.com/v1",
+            ProviderKind::Anthropic => "https://api.anthropic.com",
+        }
+    }
+
+    fn key_env(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "OPENAI_API_KEY",
+            ProviderKind::Anthropic => "ANTHROPIC_API_KEY",
+        }
+    }
+}
+
+/// Settings as saved by the desktop app and as used by a run. Every field has a default,
+/// so a settings file from an older or newer build still loads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub provider: ProviderKind,
+    pub base_url: String,
+    pub model: String,
+    /// Never written to session logs, the index, or error text.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub api_key: String,
+    pub connect_timeout_s: u64,
+    /// Total deadline per API call; 0 means none.
+    pub timeout_s: u64,
+    /// Longest wait for a data event inside a stream.
+    pub stall_timeout_s: u64,
+    pub max_iterations: u32,
+    pub max_attempts: u32,
+    pub workdir: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            provider: ProviderKind::Openai,
+            base_url: String::new(),
+            model: String::new(),
+            api_key: String::new(),
+            connect_timeout_s: 30,
+            timeout_s: 300,
+            stall_timeout_s: 120,
+            max_iterations: 90,
+            max_attempts: 3,
+            workdir: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown provider {0:?}: use \"openai\" or \"anthropic\"")]
+    UnknownProvider(String),
+    #[error("{name} must be a whole number, got {value:?}")]
+    NotANumber { name: &'static str, value: String },
+    #[error("no model is set: pass --model, set TALARIA_MODEL, or choose one in Settings")]
+    NoModel,
+    #[error("base URL {0:?} is not an http(s) URL: it should look like http://127.0.0.1:11434/v1")]
+    BadBaseUrl(String),
+    #[error("the working folder {0:?} does not exist or is not a folder")]
+    BadWorkdir(String),
+}
+
+impl Settings {
+    /// Lays the TALARIA_* environment (and the provider's key variable) over these settings.
+    pub fn apply_env(&mut self) -> Result<(), ConfigError> {
+        self.apply_vars(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Same as `apply_env`, with the variables looked up through `var` (testable).
+    pub fn apply_vars(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(provider) = var("TALARIA_PROVIDER") {
+            self.provider =
+                ProviderKind::parse(&provider).ok_or(ConfigError::UnknownProvider(provider))?;
+        }
+        if let Some(base) = var("TALARIA_BASE_URL") {
+            self.base_url = base;
+        }
+        if let Some(model) = var("TALARIA_MODEL") {
+            self.model = model;
+        }
+        if let Some(workdir) = var("TALARIA_WORKDIR") {
+            self.workdir = workdir;
+        }
+        if let Some(key) = var("TALARIA_API_KEY").or_else(|| var(self.provider.key_env())) {
+            self.api_key = key;
+        }
+        for (name, slot) in [
+            ("TALARIA_TIMEOUT_S", &mut self.timeout_s),
+            ("TALARIA_STALL_TIMEOUT_S", &mut self.stall_timeout_s),
+            ("TALARIA_CONNECT_TIMEOUT_S", &mut self.connect_timeout_s),
+        ] {
+            if let Some(value) = var(name) {
+                *slot = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| ConfigError::NotANumber { name, value })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The base URL to use: the saved one, or the provider's public endpoint.
+    pub fn effective_base_url(&self) -> String {
+        let base = self.base_url.trim().trim_end_matches('/');
+        if base.is_empty() {
+            self.provider.default_base_url().to_string()
+        } else {
+            base.to_string()
+        }
+    }
+
+    /// Checks what a run needs before it starts, with messages that say what to fix.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.model.trim().is_empty() {
+            return Err(ConfigError::NoModel);
+        }
+        let base = self.effective_base_url();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ConfigError::BadBaseUrl(base));
+        }
+        Ok(())
+    }
+
+    /// The folder tools run in, given the default for this front end.
+    pub fn resolve_workdir(&self, default: PathBuf) -> Result<PathBuf, ConfigError> {
+        let dir = if self.workdir.trim().is_empty() {
+            default
+        } else {
+            PathBuf::from(self.workdir.trim())
+        };
+        if dir.is_dir() {
+            Ok(dir)
+        } else {
+            Err(ConfigError::BadWorkdir(dir.display().to_string()))
+        }
+    }
+}
+
+/// Where the app keeps everything: `TALARIA_DATA_DIR`, else the platform data dir.
+pub fn data_dir() -> PathBuf {
+    match std::env::var_os("TALARIA_DATA_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => dirs::data_dir()
+            .unwrap_or_else(std::env::temp_dir)
+            .join("app.talaria.desktop"),
+    }
+}

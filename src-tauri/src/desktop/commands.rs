@@ -1,0 +1,286 @@
+//! The commands the UI invokes. Each one translates to engine calls and back; the logic
+//! lives in the engine modules.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tauri::ipc::Channel;
+use tauri::{AppHandle, State};
+
+use super::error::{CommandError, CommandResult};
+use super::settings;
+use super::state::{AppState, ChannelSink, ChannelSlot, SessionSlot, lock};
+use crate::agent::{Agent, ApprovalBroker, ApprovalPolicy};
+use crate::cancel::CancellationToken;
+use crate::config::Settings;
+use crate::event::{Event, EventSink};
+use crate::history::{self, Header, Recorder, SearchHit, SessionSummary};
+use crate::local_servers::{self, LocalServer};
+use crate::message::Message;
+use crate::todo::TodoItem;
+
+#[derive(Serialize)]
+pub struct StartedTurn {
+    session_id: String,
+    path: String,
+}
+
+#[derive(Serialize)]
+pub struct AppStatus {
+    configured: bool,
+    data_dir: String,
+    provider: String,
+    model: String,
+    base_url: String,
+    env_overrides: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct SessionView {
+    id: String,
+    title: String,
+    created: String,
+    status: String,
+    path: String,
+    messages: Vec<Message>,
+    todos: Vec<TodoItem>,
+    skipped_lines: usize,
+}
+
+/// Saved settings with the environment laid over them: what a new turn uses.
+fn effective_settings(app: &AppHandle, state: &AppState) -> CommandResult<Settings> {
+    let mut settings = settings::load_saved(app, &state.data_dir);
+    settings.apply_env()?;
+    Ok(settings)
+}
+
+fn default_workdir() -> PathBuf {
+    dirs::home_dir().unwrap_or_else(|| PathBuf::from("/"))
+}
+
+#[tauri::command]
+pub fn app_status(app: AppHandle, state: State<'_, AppState>) -> CommandResult<AppStatus> {
+    let settings = effective_settings(&app, &state)?;
+    Ok(AppStatus {
+        configured: settings.validate().is_ok(),
+        data_dir: state.data_dir.display().to_string(),
+        provider: settings.provider.as_str().to_string(),
+        model: settings.model.clone(),
+        base_url: settings.effective_base_url(),
+        env_overrides: settings::env_overrides(),
+    })
+}
+
+#[tauri::command]
+pub fn get_settings(app: AppHandle, state: State<'_, AppState>) -> CommandResult<Settings> {
+    effective_settings(&app, &state)
+}
+
+#[tauri::command]
+pub fn save_settings(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    settings: Settings,
+) -> CommandResult<Settings> {
+    settings.validate()?;
+    settings.resolve_workdir(default_workdir())?;
+    settings::save(&app, &state.data_dir, &settings)?;
+    effective_settings(&app, &state)
+}
+
+#[tauri::command]
+pub async fn detect_local_servers() -> CommandResult<Vec<LocalServer>> {
+    Ok(local_servers::detect(local_servers::CANDIDATES).await)
+}
+
+/// Opens a new session, or the slot of one already open, or resumes one from its log.
+fn session_slot(
+    app: &AppHandle,
+    state: &AppState,
+    session_id: Option<String>,
+) -> CommandResult<Arc<SessionSlot>> {
+    let settings = effective_settings(app, state)?;
+    settings.validate()?;
+    let workdir = settings.resolve_workdir(default_workdir())?;
+    let channel = ChannelSlot::default();
+    let errors: Arc<dyn EventSink> = Arc::new(channel.clone());
+    let (recorder, agent) = match session_id {
+        Some(id) => {
+            if let Some(slot) = state.session(&id) {
+                return Ok(slot);
+            }
+            let path = find_session_path(state, &id)?;
+            let log = history::read_session(&path)?;
+            let recorder = Recorder::reopen(&path, errors)?;
+            let agent = Agent::from_history(settings, workdir, log, Some(recorder.clone()))?;
+            (recorder, agent)
+        }
+        None => {
+            let header = Header {
+                id: uuid::Uuid::now_v7().to_string(),
+                created: chrono::Utc::now(),
+                provider: settings.provider.as_str().to_string(),
+                model: settings.model.clone(),
+                workdir: workdir.display().to_string(),
+                version: history::FORMAT_VERSION,
+            };
+            let recorder =
+                Recorder::create(&history::sessions_dir(&state.data_dir), header, errors)?;
+            let agent = Agent::new(settings, workdir, Some(recorder.clone()))?;
+            (recorder, agent)
+        }
+    };
+    let slot = Arc::new(SessionSlot {
+        id: recorder.session_id().to_string(),
+        path: recorder.path().to_path_buf(),
+        agent: tokio::sync::Mutex::new(agent),
+        running: Mutex::new(None),
+        approvals: Arc::new(ApprovalBroker::new()),
+        channel,
+    });
+    lock(&state.sessions).insert(slot.id.clone(), slot.clone());
+    Ok(slot)
+}
+
+fn find_session_path(state: &AppState, id: &str) -> CommandResult<PathBuf> {
+    let index = lock(&state.index);
+    let Some(index) = index.as_ref() else {
+        return Err(CommandError::new(
+            "busy",
+            "the session index is still opening; try again in a moment",
+        ));
+    };
+    match index.find(id)? {
+        Some(summary) => Ok(PathBuf::from(summary.path)),
+        None => Err(CommandError::new(
+            "not_found",
+            format!("no session {id}: it may have been deleted from the sessions folder"),
+        )),
+    }
+}
+
+#[tauri::command]
+pub async fn start_turn(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    session_id: Option<String>,
+    prompt: String,
+    on_event: Channel<Event>,
+) -> CommandResult<StartedTurn> {
+    if prompt.trim().is_empty() {
+        return Err(CommandError::new("usage", "type a message first"));
+    }
+    let slot = session_slot(&app, &state, session_id)?;
+    let token = CancellationToken::new();
+    {
+        let mut running = lock(&slot.running);
+        if running.is_some() {
+            return Err(CommandError::new(
+                "busy",
+                "a reply is still running in this session; stop it or wait for it to finish",
+            ));
+        }
+        *running = Some(token.clone());
+    }
+    slot.channel.set(on_event.clone());
+    let started = StartedTurn {
+        session_id: slot.id.clone(),
+        path: slot.path.display().to_string(),
+    };
+    let sink = ChannelSink(on_event);
+    sink.emit(Event::Session {
+        id: started.session_id.clone(),
+        path: started.path.clone(),
+    });
+    tauri::async_runtime::spawn(async move {
+        let policy = ApprovalPolicy::Ask(slot.approvals.clone());
+        let mut agent = slot.agent.lock().await;
+        agent.run_turn(prompt, &sink, &policy, token).await;
+        drop(agent);
+        *lock(&slot.running) = None;
+    });
+    Ok(started)
+}
+
+#[tauri::command]
+pub fn cancel_turn(state: State<'_, AppState>, session_id: String) -> CommandResult<()> {
+    if let Some(slot) = state.session(&session_id)
+        && let Some(token) = lock(&slot.running).as_ref()
+    {
+        token.cancel();
+    }
+    Ok(())
+}
+
+#[tauri::command]
+pub fn respond_approval(
+    state: State<'_, AppState>,
+    session_id: String,
+    id: String,
+    approved: bool,
+) -> CommandResult<()> {
+    let answered = state
+        .session(&session_id)
+        .is_some_and(|slot| slot.approvals.respond(&id, approved));
+    if answered {
+        Ok(())
+    } else {
+        Err(CommandError::new(
+            "not_found",
+            "that approval request is no longer waiting (the turn ended or was stopped)",
+        ))
+    }
+}
+
+/// Runs a query on the index off the async runtime's threads.
+async fn with_index<T: Send + 'static>(
+    state: &AppState,
+    query: impl FnOnce(&history::Index) -> Result<T, history::HistoryError> + Send + 'static,
+) -> CommandResult<Option<T>> {
+    let index = state.index.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let guard = lock(&index);
+        guard.as_ref().map(query).transpose()
+    })
+    .await??;
+    Ok(result)
+}
+
+#[tauri::command]
+pub async fn list_sessions(
+    state: State<'_, AppState>,
+    limit: usize,
+    offset: usize,
+) -> CommandResult<Vec<SessionSummary>> {
+    Ok(with_index(&state, move |index| index.list(limit, offset))
+        .await?
+        .unwrap_or_default())
+}
+
+#[tauri::command]
+pub async fn search_sessions(
+    state: State<'_, AppState>,
+    query: String,
+    limit: usize,
+) -> CommandResult<Vec<SearchHit>> {
+    Ok(with_index(&state, move |index| index.search(&query, limit))
+        .await?
+        .unwrap_or_default())
+}
+
+#[tauri::command]
+pub async fn open_session(state: State<'_, AppState>, id: String) -> CommandResult<SessionView> {
+    let path = find_session_path(&state, &id)?;
+    let log = tokio::task::spawn_blocking(move || history::read_session(&path)).await??;
+    Ok(SessionView {
+        id: log.header.id.clone(),
+        title: log.title.clone(),
+        created: log.header.created.to_rfc3339(),
+        status: log.status.as_str().to_string(),
+        path: log.path.display().to_string(),
+        messages: log.messages,
+        todos: log.todos,
+        skipped_lines: log.skipped_lines,
+    })
+}

@@ -1,0 +1,106 @@
+//! The Tauri adapter: commands, state and settings. No engine logic of its own.
+
+mod commands;
+mod error;
+mod settings;
+mod state;
+
+use std::time::Duration;
+
+use tauri::{Emitter, Manager, RunEvent, WindowEvent};
+
+use crate::history;
+use state::{AppState, lock};
+
+/// How long exit paths wait for the session logs to reach the disk.
+const EXIT_FLUSH: Duration = Duration::from_secs(3);
+
+pub fn run() {
+    history::install_panic_flush();
+    let data_dir = crate::config::data_dir();
+    let builder = tauri::Builder::default()
+        .plugin(tauri_plugin_store::Builder::new().build())
+        .manage(AppState::new(data_dir))
+        .setup(|app| {
+            let handle = app.handle().clone();
+            open_index_in_background(handle.clone());
+            tauri::async_runtime::spawn(flush_on_signals(handle));
+            Ok(())
+        })
+        .on_window_event(|window, event| match event {
+            WindowEvent::CloseRequested { .. } | WindowEvent::Destroyed => {
+                window.app_handle().state::<AppState>().cancel_all();
+                history::flush_all_blocking(EXIT_FLUSH);
+            }
+            _ => {}
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::app_status,
+            commands::get_settings,
+            commands::save_settings,
+            commands::detect_local_servers,
+            commands::start_turn,
+            commands::cancel_turn,
+            commands::respond_approval,
+            commands::list_sessions,
+            commands::search_sessions,
+            commands::open_session,
+        ]);
+    let app = match builder.build(tauri::generate_context!()) {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("talaria: the window could not start: {error}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|handle, event| {
+        if let RunEvent::Exit = event {
+            handle.state::<AppState>().cancel_all();
+            history::flush_all_blocking(EXIT_FLUSH);
+        }
+    });
+}
+
+/// Opens (and if needed rebuilds, in the background) the history index, then watches the
+/// sessions folder so sessions written by other processes show up.
+fn open_index_in_background(app: tauri::AppHandle) {
+    std::thread::spawn(move || {
+        let state = app.state::<AppState>();
+        let data_dir = state.data_dir.clone();
+        match history::Index::open(&data_dir) {
+            Ok(index) => *lock(&state.index) = Some(index),
+            Err(error) => {
+                eprintln!("talaria: the session index could not open: {error}");
+                return;
+            }
+        }
+        let _ = app.emit("sessions-changed", serde_json::json!({ "ids": [] }));
+        let notify_app = app.clone();
+        let watch = history::watch_sessions(&data_dir, state.index.clone(), move |ids| {
+            let _ = notify_app.emit("sessions-changed", serde_json::json!({ "ids": ids }));
+        });
+        match watch {
+            // The watcher lives as long as the app.
+            Ok(watcher) => std::mem::forget(watcher),
+            Err(error) => eprintln!("talaria: live session updates are off: {error}"),
+        }
+    });
+}
+
+/// SIGINT / SIGTERM: stop running turns, write the logs, then quit.
+async fn flush_on_signals(app: tauri::AppHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    app.state::<AppState>().cancel_all();
+    let _ = tokio::task::spawn_blocking(|| history::flush_all_blocking(EXIT_FLUSH)).await;
+    app.exit(130);
+}

@@ -1,0 +1,89 @@
+//! What the desktop keeps between commands: open sessions, each with its own per-run cancel
+//! token and approval broker, and the history index.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tauri::ipc::Channel;
+
+use crate::agent::{Agent, ApprovalBroker};
+use crate::cancel::CancellationToken;
+use crate::event::{Event, EventSink};
+use crate::history::Index;
+
+/// Locks a std mutex, recovering the data if a panicking thread poisoned it: the state
+/// behind these locks stays consistent (plain assignments), so going on is safe.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The Channel of the turn in progress, shared with the session's recorder so storage errors
+/// reach the window that is looking at the session.
+#[derive(Clone, Default)]
+pub struct ChannelSlot(Arc<Mutex<Option<Channel<Event>>>>);
+
+impl ChannelSlot {
+    pub fn set(&self, channel: Channel<Event>) {
+        *lock(&self.0) = Some(channel);
+    }
+}
+
+impl EventSink for ChannelSlot {
+    fn emit(&self, event: Event) {
+        if let Some(channel) = lock(&self.0).as_ref() {
+            // The window may be gone; the turn still finishes and is recorded.
+            let _ = channel.send(event);
+        }
+    }
+}
+
+/// Forwards a turn's events to its Channel.
+pub struct ChannelSink(pub Channel<Event>);
+
+impl EventSink for ChannelSink {
+    fn emit(&self, event: Event) {
+        let _ = self.0.send(event);
+    }
+}
+
+pub struct SessionSlot {
+    pub id: String,
+    pub path: PathBuf,
+    pub agent: tokio::sync::Mutex<Agent>,
+    pub running: Mutex<Option<CancellationToken>>,
+    pub approvals: Arc<ApprovalBroker>,
+    pub channel: ChannelSlot,
+}
+
+pub struct AppState {
+    pub data_dir: PathBuf,
+    pub sessions: Mutex<HashMap<String, Arc<SessionSlot>>>,
+    /// Opened in the background at start-up; None until then (or if it failed to open).
+    pub index: Arc<Mutex<Option<Index>>>,
+}
+
+impl AppState {
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            sessions: Mutex::new(HashMap::new()),
+            index: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    pub fn session(&self, id: &str) -> Option<Arc<SessionSlot>> {
+        lock(&self.sessions).get(id).cloned()
+    }
+
+    /// Cancels every running turn (window close, quit, signals).
+    pub fn cancel_all(&self) {
+        for slot in lock(&self.sessions).values() {
+            if let Some(token) = lock(&slot.running).as_ref() {
+                token.cancel();
+            }
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Talaria: a desktop LLM agent. Everything here but `desktop` is free of Tauri, so the
+//! engine is tested headless and shared with the `talaria exec` / `talaria sessions` CLI.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod agent;
+pub mod cancel;
+pub mod cli;
+pub mod config;
+pub mod desktop;
+pub mod event;
+pub mod history;
+pub mod local_servers;
+pub mod message;
+pub mod provider;
+pub mod sse;
+pub mod todo;
+pub mod tools;

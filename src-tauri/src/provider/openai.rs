@@ -1,0 +1,346 @@
+//! OpenAI-compatible Chat Completions (OpenAI, OpenRouter, Ollama, LM Studio, llama.cpp, vLLM).
+
+use serde_json::{Value, json};
+
+use crate::config::ProviderKind;
+use crate::event::{ErrorKind, Usage};
+use crate::message::{Message, Thinking, ToolCall};
+use crate::sse::SseEvent;
+
+use super::{
+    Assembly, Completion, Decoded, Decoder, ModelRequest, Provider, StreamDelta, StreamError,
+};
+
+/// The Chat Completions wire format.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenAi;
+
+impl Provider for OpenAi {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Openai
+    }
+
+    fn request(
+        &self,
+        http: &reqwest::Client,
+        base_url: &str,
+        api_key: &str,
+        req: &ModelRequest<'_>,
+    ) -> reqwest::RequestBuilder {
+        let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
+        // OpenAI's own reasoning models refuse `max_tokens`; compatible servers know only it.
+        let official = base_url.contains("api.openai.com");
+        let mut builder = http
+            .post(url)
+            .header("accept", "text/event-stream")
+            .json(&request_body(req, official));
+        if !api_key.is_empty() {
+            builder = builder.bearer_auth(api_key);
+        }
+        builder
+    }
+
+    fn decoder(&self) -> Box<dyn Decoder> {
+        Box::new(OpenAiDecoder::default())
+    }
+
+    fn error_message(&self, body: &str) -> Option<String> {
+        error_text(&serde_json::from_str(body).ok()?)
+    }
+}
+
+/// The JSON body of a streaming call. `max_completion_tokens` is used for api.openai.com.
+pub fn request_body(req: &ModelRequest<'_>, max_completion_tokens: bool) -> Value {
+    let mut messages = Vec::with_capacity(req.messages.len() + 1);
+    if !req.system.is_empty() {
+        messages.push(json!({"role": "system", "content": req.system}));
+    }
+    messages.extend(req.messages.iter().map(message_json));
+    let mut body = json!({
+        "model": req.model,
+        "messages": messages,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+    });
+    if req.max_tokens > 0 {
+        let key = if max_completion_tokens {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        body[key] = json!(req.max_tokens);
+    }
+    if !req.tools.is_empty() {
+        body["tools"] = req
+            .tools
+            .iter()
+            .map(|tool| {
+                json!({"type": "function", "function": {
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": tool.parameters,
+                }})
+            })
+            .collect();
+    }
+    body
+}
+
+/// One neutral message on the wire. Thinking is not sent: Chat Completions has no field for it.
+fn message_json(message: &Message) -> Value {
+    match message {
+        Message::User { content } => json!({"role": "user", "content": content}),
+        Message::Assistant {
+            content,
+            tool_calls,
+            thinking: _,
+            partial: _,
+        } => {
+            if tool_calls.is_empty() {
+                return json!({"role": "assistant", "content": content});
+            }
+            let calls: Vec<Value> = tool_calls
+                .iter()
+                .map(|call| {
+                    json!({"id": call.id, "type": "function",
+                           "function": {"name": call.name, "arguments": call.arguments}})
+                })
+                .collect();
+            let content = if content.is_empty() {
+                Value::Null
+            } else {
+                json!(content)
+            };
+            json!({"role": "assistant", "content": content, "tool_calls": calls})
+        }
+        Message::Tool {
+            tool_call_id,
+            content,
+            name: _,
+            is_error: _,
+        } => json!({"role": "tool", "tool_call_id": tool_call_id, "content": content}),
+    }
+}
+
+/// The message of an `{"error": ...}` object (HTTP error body or in-stream error).
+fn error_text(value: &Value) -> Option<String> {
+    let error = value.get("error")?;
+    let text = match error {
+        Value::String(text) => text.clone(),
+        other => other
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| other.to_string()),
+    };
+    Some(text)
+}
+
+/// A tool call being assembled from fragments, keyed by `index` (never by id).
+#[derive(Debug, Default)]
+struct PendingCall {
+    index: u64,
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+#[derive(Debug, Default)]
+struct OpenAiDecoder {
+    assembly: Assembly,
+    reasoning: String,
+    calls: Vec<PendingCall>,
+    finished: bool,
+}
+
+impl OpenAiDecoder {
+    fn call_at(&mut self, index: u64) -> &mut PendingCall {
+        let pos = match self.calls.iter().position(|call| call.index == index) {
+            Some(pos) => pos,
+            None => {
+                self.calls.push(PendingCall {
+                    index,
+                    ..PendingCall::default()
+                });
+                self.calls.len() - 1
+            }
+        };
+        &mut self.calls[pos]
+    }
+
+    fn tool_fragment(&mut self, fragment: &Value, position: usize) {
+        let index = fragment
+            .get("index")
+            .and_then(Value::as_u64)
+            .unwrap_or(position as u64);
+        let call = self.call_at(index);
+        if let Some(id) = fragment.get("id").and_then(Value::as_str)
+            && !id.is_empty()
+        {
+            call.id = id.to_string();
+        }
+        if let Some(function) = fragment.get("function") {
+            if let Some(name) = function.get("name").and_then(Value::as_str) {
+                // Some servers repeat the full name in every fragment; keep the first.
+                if call.name.is_empty() {
+                    call.name = name.to_string();
+                }
+            }
+            if let Some(args) = function.get("arguments").and_then(Value::as_str) {
+                call.arguments.push_str(args);
+            }
+        }
+        self.assembly.output_started = true;
+    }
+
+    fn choice(&mut self, choice: &Value, on_delta: &mut (dyn FnMut(StreamDelta) + Send)) {
+        if let Some(delta) = choice.get("delta") {
+            for key in ["reasoning_content", "reasoning"] {
+                if let Some(text) = delta.get(key).and_then(Value::as_str) {
+                    if !text.is_empty() {
+                        self.reasoning.push_str(text);
+                        self.assembly.output_started = true;
+                        on_delta(StreamDelta::Reasoning(text.to_string()));
+                    }
+                    break;
+                }
+            }
+            if let Some(text) = delta.get("content").and_then(Value::as_str)
+                && !text.is_empty()
+            {
+                self.assembly.text.push_str(text);
+                self.assembly.output_started = true;
+                on_delta(StreamDelta::Text(text.to_string()));
+            }
+            if let Some(fragments) = delta.get("tool_calls").and_then(Value::as_array) {
+                for (position, fragment) in fragments.iter().enumerate() {
+                    self.tool_fragment(fragment, position);
+                }
+            }
+        }
+        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+            self.assembly.stop_reason = Some(reason.to_string());
+        }
+    }
+}
+
+fn usage_of(value: &Value) -> Option<Usage> {
+    let number = |key: &str| value.get(key).and_then(Value::as_u64);
+    Some(Usage {
+        input_tokens: number("prompt_tokens")?,
+        output_tokens: number("completion_tokens").unwrap_or(0),
+        cache_read_tokens: value
+            .pointer("/prompt_tokens_details/cached_tokens")
+            .and_then(Value::as_u64),
+    })
+}
+
+/// Errors inside a 200 stream: overload and server errors are worth another attempt.
+fn stream_error(value: &Value, message: String) -> StreamError {
+    let error = value.get("error").unwrap_or(&Value::Null);
+    let label = ["type", "code"]
+        .iter()
+        .filter_map(|key| error.get(*key))
+        .map(|v| v.to_string().to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let retryable = [
+        "overloaded",
+        "server_error",
+        "rate_limit",
+        "502",
+        "503",
+        "529",
+    ]
+    .iter()
+    .any(|needle| label.contains(needle));
+    StreamError {
+        kind: ErrorKind::Http,
+        message: format!("the model server reported an error mid-stream: {message}"),
+        retryable,
+    }
+}
+
+impl Decoder for OpenAiDecoder {
+    fn event(
+        &mut self,
+        event: &SseEvent,
+        on_delta: &mut (dyn FnMut(StreamDelta) + Send),
+    ) -> Result<Decoded, StreamError> {
+        let data = event.data.trim();
+        if data == "[DONE]" {
+            self.finished = true;
+            return Ok(Decoded::Done);
+        }
+        if data.is_empty() {
+            return Ok(Decoded::KeepAlive);
+        }
+        let value: Value = serde_json::from_str(data).map_err(|error| StreamError {
+            kind: ErrorKind::Protocol,
+            message: format!(
+                "the model server sent a stream chunk that is not JSON ({error}); \
+                 check that the base URL points to an OpenAI-compatible API"
+            ),
+            retryable: false,
+        })?;
+        if let Some(message) = error_text(&value) {
+            return Err(stream_error(&value, message));
+        }
+        if let Some(usage) = value.get("usage").and_then(usage_of) {
+            self.assembly.usage = Some(usage);
+        }
+        if let Some(choices) = value.get("choices").and_then(Value::as_array) {
+            // Only choice 0 is ours (we never ask for n > 1).
+            if let Some(choice) = choices
+                .iter()
+                .find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)
+            {
+                self.choice(choice, on_delta);
+            }
+        }
+        Ok(Decoded::Data)
+    }
+
+    fn assembly(&self) -> &Assembly {
+        &self.assembly
+    }
+
+    fn finish(self: Box<Self>) -> Result<Completion, StreamError> {
+        let this = *self;
+        if !this.finished && this.assembly.stop_reason.is_none() {
+            return Err(StreamError {
+                kind: ErrorKind::Protocol,
+                message:
+                    "the model's stream ended before it finished (no finish_reason or [DONE]); \
+                          the connection may have been cut — try again"
+                        .to_string(),
+                retryable: true,
+            });
+        }
+        let mut assembly = this.assembly;
+        if !this.reasoning.is_empty() {
+            assembly.thinking.push(Thinking {
+                text: this.reasoning,
+                signature: None,
+                redacted: None,
+            });
+        }
+        let mut calls = this.calls;
+        calls.sort_by_key(|call| call.index);
+        assembly.tool_calls = calls
+            .into_iter()
+            .enumerate()
+            .map(|(n, call)| ToolCall {
+                // Some local servers send no id; the next request needs one to pair the result.
+                id: if call.id.is_empty() {
+                    format!("call_{n}")
+                } else {
+                    call.id
+                },
+                name: call.name,
+                arguments: call.arguments,
+            })
+            .collect();
+        Ok(assembly.into_completion())
+    }
+}

@@ -1,0 +1,417 @@
+//! Sending one call and reading its stream: the total deadline, the stall timer, cancellation,
+//! and the retry loop around attempts.
+//!
+//! Every await is a biased `select!` with the cancel token first. Returning drops the response
+//! and its body stream, which closes the connection at once: that is how a cancel, a timeout or
+//! a stall stops the server.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::time::{Instant, sleep_until};
+
+use crate::cancel::{CancellationToken, OrCancel};
+use crate::config::ProviderKind;
+use crate::event::ErrorKind;
+use crate::sse::{SseItem, SseParser};
+
+use super::retry::{RetryDecision, classify_status, retry_after};
+use super::{
+    Completion, Decoded, Decoder, ModelClient, ModelError, ModelRequest, StreamDelta, StreamError,
+};
+
+/// How one attempt ended, when it did not succeed.
+enum Failure {
+    /// Report this; no other attempt.
+    Final(ModelError),
+    /// Nothing was shown yet and another attempt may work.
+    Retryable {
+        kind: ErrorKind,
+        message: String,
+        /// Short, for the `retry` event.
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+pub(super) async fn complete_with_retries(
+    client: &ModelClient,
+    req: &ModelRequest<'_>,
+    on_delta: &mut (dyn FnMut(StreamDelta) + Send),
+    cancel: &CancellationToken,
+) -> Result<Completion, ModelError> {
+    let max_attempts = client.retry.max_attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        if cancel.is_cancelled() {
+            return Err(ModelError::Cancelled { partial: None });
+        }
+        let (kind, message, reason, wait) =
+            match attempt_once(client, req, &mut *on_delta, cancel).await {
+                Ok(completion) => return Ok(completion),
+                Err(Failure::Final(error)) => return Err(error),
+                Err(Failure::Retryable {
+                    kind,
+                    message,
+                    reason,
+                    retry_after,
+                }) => (kind, message, reason, retry_after),
+            };
+        if attempt >= max_attempts {
+            let message = if max_attempts > 1 {
+                format!("{message} (gave up after {max_attempts} attempts)")
+            } else {
+                message
+            };
+            return Err(failed(kind, message));
+        }
+        let delay = match client.retry.decide(attempt, wait) {
+            RetryDecision::Wait(delay) => delay,
+            RetryDecision::TooLong(delay) => {
+                return Err(failed(
+                    kind,
+                    format!(
+                        "{message}; the server asks to wait {} s before trying again — try again later",
+                        delay.as_secs()
+                    ),
+                ));
+            }
+        };
+        attempt += 1;
+        on_delta(StreamDelta::Retry {
+            attempt,
+            max_attempts,
+            delay_ms: delay.as_millis() as u64,
+            reason,
+        });
+        if tokio::time::sleep(delay).or_cancel(cancel).await.is_err() {
+            return Err(ModelError::Cancelled { partial: None });
+        }
+    }
+}
+
+fn failed(kind: ErrorKind, message: String) -> ModelError {
+    ModelError::Failed {
+        kind,
+        message,
+        partial: None,
+    }
+}
+
+/// `host[:port]` of the base URL, for messages (never the path or query).
+fn host_of(base_url: &str) -> &str {
+    let rest = base_url
+        .split_once("://")
+        .map_or(base_url, |(_, rest)| rest);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    // Drop any userinfo: it could hold a credential.
+    host.rsplit_once('@').map_or(host, |(_, host)| host)
+}
+
+/// The innermost cause of an error chain: "Connection refused (os error 111)" rather than
+/// reqwest's "error sending request for url (...)".
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
+}
+
+fn key_env(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Openai => "OPENAI_API_KEY",
+        ProviderKind::Anthropic => "ANTHROPIC_API_KEY",
+    }
+}
+
+impl ModelClient {
+    /// Removes the API key from text that came from the server (some echo part of it back).
+    fn scrub(&self, text: &str) -> String {
+        let key = self.api_key.trim();
+        if key.len() >= 4 {
+            text.replace(key, "[key hidden]")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn stall_failure(&self) -> String {
+        let secs = self.limits.stall.map_or(0, |d| d.as_secs());
+        format!(
+            "no data from the model for {secs} s; the server may be overloaded — try again or \
+             raise the stall timeout in Settings"
+        )
+    }
+
+    fn timeout_failure(&self) -> String {
+        let secs = self.limits.total.map_or(0, |d| d.as_secs());
+        format!(
+            "the model call took longer than the {secs} s limit and was stopped; try again, or \
+             raise the timeout in Settings (0 = no limit)"
+        )
+    }
+
+    /// A failed `send()`: nothing reached us, so it is worth another attempt.
+    fn send_failure(&self, error: &reqwest::Error) -> Failure {
+        let host = host_of(&self.base_url);
+        let cause = self.scrub(&root_cause(error));
+        let message = if error.is_timeout() {
+            format!(
+                "connecting to {host} timed out ({cause}); is the server running and reachable? \
+                 The connect timeout is in Settings"
+            )
+        } else {
+            format!(
+                "could not reach the model server at {host}: {cause}; is the server running and \
+                 is the base URL in Settings right?"
+            )
+        };
+        Failure::Retryable {
+            kind: ErrorKind::Network,
+            message,
+            reason: format!("network error: {cause}"),
+            retry_after: None,
+        }
+    }
+
+    /// A non-2xx answer: read the provider's error text (within the deadline) and classify it.
+    async fn http_failure(
+        &self,
+        response: reqwest::Response,
+        cancel: &CancellationToken,
+        deadline: Option<Instant>,
+    ) -> Failure {
+        let status = response.status().as_u16();
+        let wait = retry_after(response.headers());
+        // The error body is small; do not let a server that never finishes it hold us.
+        let read_until = Instant::now() + Duration::from_secs(10);
+        let read_until = deadline.map_or(read_until, |d| d.min(read_until));
+        let body = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Failure::Final(ModelError::Cancelled { partial: None }),
+            _ = sleep_until(read_until) => String::new(),
+            body = response.text() => body.unwrap_or_default(),
+        };
+        let detail = self
+            .provider
+            .error_message(&body)
+            .unwrap_or_else(|| body.chars().take(500).collect::<String>());
+        let detail = self.scrub(detail.trim());
+        let detail = if detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {detail}")
+        };
+        let host = host_of(&self.base_url);
+        let (kind, retryable) = classify_status(status);
+        let message = match (kind, status) {
+            (ErrorKind::Auth, _) if self.api_key.is_empty() => format!(
+                "{host} refused the request (HTTP {status}{detail}); no API key is set — enter \
+                 one in Settings or set TALARIA_API_KEY or {}",
+                key_env(self.provider.kind())
+            ),
+            (ErrorKind::Auth, _) => format!(
+                "{host} refused the API key (HTTP {status}{detail}); check the API key in \
+                 Settings or TALARIA_API_KEY / {}",
+                key_env(self.provider.kind())
+            ),
+            (_, 429) => format!("{host} is rate limiting requests (HTTP 429{detail})"),
+            (_, 529) => format!("{host} is overloaded (HTTP 529{detail}); try again in a moment"),
+            (_, 404) => format!(
+                "{host} answered HTTP 404{detail}; check the base URL and the model name in Settings"
+            ),
+            (_, 500..=599) => format!("{host} had a server error (HTTP {status}{detail})"),
+            _ => format!("{host} rejected the request (HTTP {status}{detail})"),
+        };
+        if retryable {
+            Failure::Retryable {
+                kind,
+                message,
+                reason: format!("HTTP {status}"),
+                retry_after: wait,
+            }
+        } else {
+            Failure::Final(failed(kind, message))
+        }
+    }
+}
+
+/// A failure after the stream began: retried only if nothing was shown yet.
+fn stream_failure(decoder: &dyn Decoder, error: StreamError) -> Failure {
+    let assembly = decoder.assembly();
+    if error.retryable && !assembly.output_started {
+        return Failure::Retryable {
+            kind: error.kind,
+            reason: error.message.chars().take(120).collect(),
+            message: error.message,
+            retry_after: None,
+        };
+    }
+    Failure::Final(ModelError::Failed {
+        kind: error.kind,
+        message: error.message,
+        partial: assembly.partial(),
+    })
+}
+
+/// A stall or deadline hit after the model already said it finished (a stop reason arrived but
+/// the server never sent `[DONE]` / `message_stop` nor closed): the answer is complete, keep it.
+/// Otherwise the failure, with what had streamed.
+fn finished_or(
+    decoder: Box<dyn Decoder>,
+    kind: ErrorKind,
+    message: String,
+) -> Result<Completion, Failure> {
+    let partial = decoder.assembly().partial();
+    if decoder.assembly().stop_reason.is_some()
+        && let Ok(completion) = decoder.finish()
+    {
+        return Ok(completion);
+    }
+    Err(Failure::Final(ModelError::Failed {
+        kind,
+        message,
+        partial,
+    }))
+}
+
+async fn attempt_once(
+    client: &ModelClient,
+    req: &ModelRequest<'_>,
+    on_delta: &mut (dyn FnMut(StreamDelta) + Send),
+    cancel: &CancellationToken,
+) -> Result<Completion, Failure> {
+    let started = Instant::now();
+    let deadline = client.limits.total.map(|d| started + d);
+    // Sleeps are only polled when their limit is set (the `if` guards below).
+    let total = sleep_until(deadline.unwrap_or(started));
+    tokio::pin!(total);
+    let stall = sleep_until(client.limits.stall.map_or(started, |d| started + d));
+    tokio::pin!(stall);
+    let has_total = deadline.is_some();
+    let has_stall = client.limits.stall.is_some();
+
+    let request = client
+        .provider
+        .request(&client.http, &client.base_url, &client.api_key, req);
+    let response = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return Err(Failure::Final(ModelError::Cancelled { partial: None })),
+        _ = &mut total, if has_total => {
+            return Err(Failure::Final(failed(ErrorKind::Timeout, client.timeout_failure())));
+        }
+        _ = &mut stall, if has_stall => {
+            return Err(Failure::Final(failed(ErrorKind::Stall, client.stall_failure())));
+        }
+        response = request.send() => response,
+    };
+    let response = response.map_err(|error| client.send_failure(&error))?;
+    if !response.status().is_success() {
+        return Err(client.http_failure(response, cancel, deadline).await);
+    }
+
+    let mut body = response.bytes_stream();
+    let mut parser = SseParser::new();
+    let mut decoder = client.provider.decoder();
+    let mut items = Vec::new();
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                return Err(Failure::Final(ModelError::Cancelled {
+                    partial: decoder.assembly().partial(),
+                }));
+            }
+            _ = &mut total, if has_total => {
+                return finished_or(decoder, ErrorKind::Timeout, client.timeout_failure());
+            }
+            _ = &mut stall, if has_stall => {
+                return finished_or(decoder, ErrorKind::Stall, client.stall_failure());
+            }
+            chunk = body.next() => chunk,
+        };
+        let ended = match chunk {
+            Some(Ok(bytes)) => {
+                parser.feed_into(&bytes, &mut items);
+                false
+            }
+            Some(Err(error)) => {
+                let cause = client.scrub(&root_cause(&error));
+                let host = host_of(&client.base_url);
+                let message = format!(
+                    "the connection to {host} broke while the model was answering: {cause}; try again"
+                );
+                return Err(stream_failure(
+                    &*decoder,
+                    StreamError {
+                        kind: ErrorKind::Network,
+                        message,
+                        retryable: true,
+                    },
+                ));
+            }
+            None => {
+                items.extend(parser.finish());
+                true
+            }
+        };
+        for item in items.drain(..) {
+            let event = match item {
+                SseItem::Event(event) => event,
+                // Keep-alive comments are not data: the stall timer keeps running.
+                SseItem::Comment(_) => continue,
+            };
+            match decoder.event(&event, &mut *on_delta) {
+                Ok(Decoded::Data) => {
+                    if let Some(limit) = client.limits.stall {
+                        stall.as_mut().reset(Instant::now() + limit);
+                    }
+                }
+                Ok(Decoded::KeepAlive) => {}
+                Ok(Decoded::Done) => {
+                    drain_in_background(body);
+                    return decoder
+                        .finish()
+                        .map_err(|error| Failure::Final(failed(error.kind, error.message)));
+                }
+                Err(error) => return Err(stream_failure(&*decoder, error)),
+            }
+        }
+        if ended {
+            // `finish` needs the decoder by value; keep what streamed for the error case.
+            let partial = decoder.assembly().partial();
+            let started_output = decoder.assembly().output_started;
+            return decoder.finish().map_err(|error| {
+                if error.retryable && !started_output {
+                    Failure::Retryable {
+                        kind: error.kind,
+                        reason: "the stream ended early".to_string(),
+                        message: error.message,
+                        retry_after: None,
+                    }
+                } else {
+                    Failure::Final(ModelError::Failed {
+                        kind: error.kind,
+                        message: error.message,
+                        partial,
+                    })
+                }
+            });
+        }
+    }
+}
+
+/// After the model finished, read the rest of the body (usually just the chunked terminator)
+/// off the caller's path, so the connection goes back to the pool instead of being closed.
+fn drain_in_background<S>(mut body: S)
+where
+    S: futures_util::Stream + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while body.next().await.is_some() {}
+        })
+        .await;
+    });
+}

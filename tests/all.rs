@@ -1,0 +1,11 @@
+//! The one integration test binary (one link step on a 2-core machine). Each module is a
+//! topic; `standin` is the stand-in LLM server every test talks to.
+
+mod standin;
+
+mod agent;
+mod cli;
+mod history;
+mod providers;
+mod sse;
+mod tools;

@@ -1,0 +1,363 @@
+//! The real `talaria` binary in headless mode against the stand-in server.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::standin::{Reply, StandIn};
+
+const BIN: &str = env!("CARGO_BIN_EXE_talaria");
+
+/// `talaria exec --json` with a clean environment, against the stand-in's OpenAI endpoint.
+fn exec(server: &StandIn, data: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in [
+        "TALARIA_DATA_DIR",
+        "TALARIA_PROVIDER",
+        "TALARIA_BASE_URL",
+        "TALARIA_MODEL",
+        "TALARIA_API_KEY",
+        "TALARIA_WORKDIR",
+        "TALARIA_TIMEOUT_S",
+        "TALARIA_STALL_TIMEOUT_S",
+        "TALARIA_CONNECT_TIMEOUT_S",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("TALARIA_API_KEY", "sk-test");
+    cmd.args([
+        "exec",
+        "--json",
+        "--base-url",
+        &server.openai_base(),
+        "--model",
+        "stand-in-model",
+    ]);
+    cmd.arg("--data-dir").arg(data.join("data"));
+    cmd.arg("--workdir").arg(data);
+    cmd.args(extra);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+struct Run {
+    code: i32,
+    lines: Vec<Value>,
+    stderr: String,
+}
+
+async fn run(mut cmd: Command) -> Run {
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("exec finishes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        lines,
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}
+
+fn kind(line: &Value) -> &str {
+    line["type"].as_str().unwrap_or("")
+}
+
+fn tokens(lines: &[Value]) -> String {
+    lines
+        .iter()
+        .filter(|l| kind(l) == "token")
+        .map(|l| l["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn exec_json_streams_session_tokens_and_done() {
+    let server = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    server.push(Reply::openai().tool_call(
+        "call_1",
+        "write_file",
+        r#"{"path":"hi.txt","content":"hi"}"#,
+    ));
+    server.push(Reply::openai().text("All done, the file is written."));
+    let out = run(exec(&server, dir.path(), &["write hi.txt"])).await;
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let first = &out.lines[0];
+    assert_eq!(kind(first), "session", "{:?}", out.lines);
+    let path = first["path"].as_str().unwrap();
+    assert!(first["id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert_eq!(kind(out.lines.last().unwrap()), "done");
+    assert_eq!(tokens(&out.lines), "All done, the file is written.");
+    assert!(
+        out.lines
+            .iter()
+            .any(|l| kind(l) == "tool_call" && l["arguments"]["path"] == "hi.txt")
+    );
+    assert!(
+        out.lines
+            .iter()
+            .any(|l| kind(l) == "tool_result" && l["is_error"] == false)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("hi.txt")).unwrap(),
+        "hi"
+    );
+    let log = std::fs::read_to_string(path).unwrap();
+    assert!(
+        log.contains("write hi.txt") && log.contains("All done"),
+        "{log}"
+    );
+    assert_eq!(server.requests()[1].validation_error, None);
+}
+
+#[tokio::test]
+async fn exec_without_json_prints_the_reply_on_stdout() {
+    let server = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    server.push(Reply::openai().text("Plain text reply."));
+    let mut cmd = exec(&server, dir.path(), &["hello"]);
+    // Same command without --json: rebuild the argument list.
+    let std_cmd = cmd.as_std_mut();
+    let args: Vec<_> = std_cmd
+        .get_args()
+        .filter(|a| *a != "--json")
+        .map(|a| a.to_owned())
+        .collect();
+    let mut plain = Command::new(BIN);
+    for (k, v) in std_cmd.get_envs() {
+        match v {
+            Some(v) => plain.env(k, v),
+            None => plain.env_remove(k),
+        };
+    }
+    plain.args(args).stdin(Stdio::null());
+    let out = tokio::time::timeout(Duration::from_secs(60), plain.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Plain text reply.\n");
+}
+
+#[tokio::test]
+async fn exec_auth_failure_is_kind_auth_exit_1() {
+    let server = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    server.require_api_key("sk-the-right-one");
+    let out = run(exec(&server, dir.path(), &["hi"])).await;
+    assert_eq!(out.code, 1);
+    assert_eq!(kind(&out.lines[0]), "session");
+    let last = out.lines.last().unwrap();
+    assert_eq!(kind(last), "error");
+    assert_eq!(last["kind"], "auth");
+    assert!(
+        !last["message"].as_str().unwrap().contains("sk-test"),
+        "no key in error text"
+    );
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn exec_bad_usage_exits_2() {
+    let server = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // An unknown flag, a missing prompt, an unknown provider: clap errors.
+    for extra in [
+        &["--bogus", "hi"][..],
+        &[][..],
+        &["--provider", "gemini", "hi"][..],
+    ] {
+        let out = run(exec(&server, dir.path(), extra)).await;
+        assert_eq!(out.code, 2, "{extra:?}: {}", out.stderr);
+    }
+    // A configuration error: the JSON error line, kind config.
+    let mut cmd = exec(&server, dir.path(), &["--model", "", "hi"]);
+    cmd.env_remove("TALARIA_MODEL");
+    let out = run(cmd).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let last = out.lines.last().unwrap();
+    assert_eq!(
+        (kind(last), last["kind"].as_str()),
+        ("error", Some("config"))
+    );
+    assert!(server.requests().is_empty());
+}
+
+#[tokio::test]
+async fn version_flag() {
+    let out = Command::new(BIN).arg("--version").output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "talaria 0.1.0");
+}
+
+async fn read_until(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    seen: &mut Vec<Value>,
+    what: &str,
+) {
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}: {seen:?}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("stdout closed before {what}: {seen:?}"));
+        let value: Value = serde_json::from_str(&line).unwrap();
+        let done = kind(&value) == what;
+        seen.push(value);
+        if done {
+            return;
+        }
+    }
+}
+
+fn signal(child: &Child, sig: i32) {
+    let pid = child.id().expect("running") as i32;
+    // SAFETY-free: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_sigterm_mid_stream_cancels_and_exits_130() {
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let server = StandIn::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        server.push(
+            Reply::openai()
+                .text("Streaming forever")
+                .drip(Duration::from_millis(5)),
+        );
+        let mut child = exec(&server, dir.path(), &["go"]).spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        read_until(&mut lines, &mut seen, "token").await;
+        let t0 = Instant::now();
+        signal(&child, sig);
+        read_until(&mut lines, &mut seen, "cancelled").await;
+        let cancelled_line = t0.elapsed();
+        let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .expect("exits")
+            .unwrap();
+        let exited = t0.elapsed();
+        let disconnect = server
+            .wait_disconnect(0, Duration::from_secs(2))
+            .await
+            .map(|at| at.saturating_duration_since(t0));
+        println!(
+            "signal {sig}: cancelled line after {cancelled_line:?}, exit after {exited:?}, disconnect after {disconnect:?}"
+        );
+        assert_eq!(status.code(), Some(130));
+        assert!(
+            lines.next_line().await.unwrap().is_none(),
+            "cancelled is the last line"
+        );
+        assert!(
+            disconnect.is_some_and(|d| d <= Duration::from_millis(50)),
+            "disconnect {disconnect:?}"
+        );
+        assert!(exited < Duration::from_secs(3), "exit took {exited:?}");
+        // The log was flushed: it holds the user message, the partial reply and the turn end.
+        let path = seen[0]["path"].as_str().unwrap().to_string();
+        let log = std::fs::read_to_string(&path).unwrap();
+        assert!(log.contains("\"partial\":true"), "{log}");
+        assert!(log.contains("\"status\":\"cancelled\""), "{log}");
+    }
+}
+
+#[tokio::test]
+async fn exec_resume_continues_the_same_file() {
+    let server = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    server.push(Reply::openai().text("First answer."));
+    let first = run(exec(&server, dir.path(), &["first question"])).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let id = first.lines[0]["id"].as_str().unwrap().to_string();
+    let path = first.lines[0]["path"].as_str().unwrap().to_string();
+
+    server.push(Reply::openai().text("Second answer."));
+    let second = run(exec(
+        &server,
+        dir.path(),
+        &["--resume", &id, "second question"],
+    ))
+    .await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(second.lines[0]["id"], id.as_str());
+    assert_eq!(second.lines[0]["path"], path.as_str());
+    assert_eq!(tokens(&second.lines), "Second answer.");
+    let request = &server.requests()[1];
+    assert_eq!(request.validation_error, None);
+    let sent = request.body["messages"].to_string();
+    assert!(
+        sent.contains("first question")
+            && sent.contains("First answer.")
+            && sent.contains("second question"),
+        "{sent}"
+    );
+    let log = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        log.matches("\"type\":\"session\"").count(),
+        1,
+        "one header: {log}"
+    );
+    assert!(log.contains("Second answer."));
+    // Every session dir holds one file: the resume did not start a new one.
+    let files = walk(&dir.path().join("data/sessions"));
+    assert_eq!(files.len(), 1, "{files:?}");
+
+    // An unknown id is a usage error.
+    let out = run(exec(
+        &server,
+        dir.path(),
+        &["--resume", "no-such-session", "hi"],
+    ))
+    .await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else if path.extension().is_some_and(|e| e == "jsonl") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn exec_without_history_reports_io_and_goes_on_in_memory() {
+    let server = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The data dir is a file: no sessions folder can be created under it.
+    std::fs::write(dir.path().join("data"), "not a folder").unwrap();
+    server.push(Reply::openai().text("Still answering."));
+    let out = run(exec(&server, dir.path(), &["hi"])).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(kind(&out.lines[0]), "session");
+    let storage = out
+        .lines
+        .iter()
+        .find(|l| kind(l) == "storage_error")
+        .expect("an io error event");
+    assert_eq!(storage["kind"], "io");
+    assert_eq!(tokens(&out.lines), "Still answering.");
+    assert_eq!(kind(out.lines.last().unwrap()), "done");
+}

@@ -1,0 +1,1088 @@
+//! The model layer against the stand-in server: both wire formats, timeouts, retries, cancel.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use talaria::cancel::CancellationToken;
+use talaria::config::{ProviderKind, Settings};
+use talaria::event::ErrorKind;
+use talaria::message::{Message, Thinking, ToolCall};
+use talaria::provider::{
+    Completion, ModelClient, ModelError, ModelRequest, RetryPolicy, StreamDelta, ToolSpec,
+};
+use tokio::sync::mpsc;
+
+use crate::standin::{Reply, StandIn};
+
+const BOTH: [ProviderKind; 2] = [ProviderKind::Openai, ProviderKind::Anthropic];
+const KEY: &str = "sk-test-secret-0123456789";
+/// Generous bound for setup waits (noisy 2-core machine); never used for the measured part.
+const SETUP: Duration = Duration::from_secs(10);
+
+fn settings(server: &StandIn, kind: ProviderKind) -> Settings {
+    Settings {
+        provider: kind,
+        base_url: match kind {
+            ProviderKind::Openai => server.openai_base(),
+            ProviderKind::Anthropic => server.anthropic_base(),
+        },
+        model: "standin-model".into(),
+        api_key: KEY.into(),
+        connect_timeout_s: 5,
+        timeout_s: 60,
+        stall_timeout_s: 30,
+        max_attempts: 3,
+        ..Settings::default()
+    }
+}
+
+/// Short backoff so retry tests stay quick.
+fn fast_retry(attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: attempts,
+        base: Duration::from_millis(50),
+        max_delay: Duration::from_millis(200),
+        max_retry_after: Duration::from_secs(10),
+    }
+}
+
+fn client(settings: &Settings) -> Arc<ModelClient> {
+    match ModelClient::new(settings) {
+        Ok(c) => Arc::new(c.with_retry_policy(fast_retry(settings.max_attempts))),
+        Err(e) => panic!("client: {e}"),
+    }
+}
+
+fn reply(kind: ProviderKind) -> Reply {
+    match kind {
+        ProviderKind::Openai => Reply::openai(),
+        ProviderKind::Anthropic => Reply::anthropic(),
+    }
+}
+
+fn tools() -> Vec<ToolSpec> {
+    vec![ToolSpec {
+        name: "read_file".into(),
+        description: "Read a file".into(),
+        parameters: json!({"type": "object", "properties": {"path": {"type": "string"}},
+                           "required": ["path"]}),
+    }]
+}
+
+struct Call {
+    task: tokio::task::JoinHandle<Result<Completion, ModelError>>,
+    deltas: mpsc::UnboundedReceiver<StreamDelta>,
+    cancel: CancellationToken,
+}
+
+/// Starts one `complete` call in its own task; deltas arrive on a channel.
+fn start(client: &Arc<ModelClient>, messages: Vec<Message>) -> Call {
+    let (tx, deltas) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let token = cancel.clone();
+    let client = client.clone();
+    let task = tokio::spawn(async move {
+        let tools = tools();
+        let req = ModelRequest {
+            model: "standin-model",
+            system: "You are a test.",
+            messages: &messages,
+            tools: &tools,
+            max_tokens: 1024,
+        };
+        let mut on_delta = move |delta: StreamDelta| {
+            let _ = tx.send(delta);
+        };
+        client.complete(&req, &mut on_delta, &token).await
+    });
+    Call {
+        task,
+        deltas,
+        cancel,
+    }
+}
+
+impl Call {
+    async fn finish(self) -> (Result<Completion, ModelError>, Vec<StreamDelta>) {
+        let Call {
+            task, mut deltas, ..
+        } = self;
+        let result = match tokio::time::timeout(Duration::from_secs(30), task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => panic!("task failed: {e}"),
+            Err(_) => panic!("call did not finish in 30 s"),
+        };
+        let mut all = Vec::new();
+        while let Ok(d) = deltas.try_recv() {
+            all.push(d);
+        }
+        (result, all)
+    }
+
+    /// Waits for the first delta matching `pred`.
+    async fn wait_delta(&mut self, pred: impl Fn(&StreamDelta) -> bool) -> StreamDelta {
+        let deadline = tokio::time::Instant::now() + SETUP;
+        loop {
+            match tokio::time::timeout_at(deadline, self.deltas.recv()).await {
+                Ok(Some(d)) if pred(&d) => return d,
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("call ended before the expected delta"),
+                Err(_) => panic!("expected delta did not arrive"),
+            }
+        }
+    }
+}
+
+async fn run(
+    client: &Arc<ModelClient>,
+    messages: Vec<Message>,
+) -> (Result<Completion, ModelError>, Vec<StreamDelta>) {
+    start(client, messages).finish().await
+}
+
+fn hello() -> Vec<Message> {
+    vec![Message::user("Say hello")]
+}
+
+fn text_of(deltas: &[StreamDelta]) -> String {
+    deltas
+        .iter()
+        .filter_map(|d| match d {
+            StreamDelta::Text(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn reasoning_of(deltas: &[StreamDelta]) -> String {
+    deltas
+        .iter()
+        .filter_map(|d| match d {
+            StreamDelta::Reasoning(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn retries(deltas: &[StreamDelta]) -> Vec<&StreamDelta> {
+    deltas
+        .iter()
+        .filter(|d| matches!(d, StreamDelta::Retry { .. }))
+        .collect()
+}
+
+fn ok(result: Result<Completion, ModelError>) -> Completion {
+    match result {
+        Ok(c) => c,
+        Err(e) => panic!("expected a completion, got {e:?}"),
+    }
+}
+
+fn failed(result: Result<Completion, ModelError>) -> (ErrorKind, String, Option<Message>) {
+    match result {
+        Err(ModelError::Failed {
+            kind,
+            message,
+            partial,
+        }) => (kind, message, partial),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
+
+fn assistant(c: &Completion) -> (&str, &[Thinking], &[ToolCall], bool) {
+    match &c.message {
+        Message::Assistant {
+            content,
+            thinking,
+            tool_calls,
+            partial,
+        } => (content, thinking, tool_calls, *partial),
+        other => panic!("not an assistant message: {other:?}"),
+    }
+}
+
+fn partial_text(partial: &Option<Message>) -> String {
+    match partial {
+        Some(Message::Assistant {
+            content, partial, ..
+        }) => {
+            assert!(*partial, "partial message must be marked partial");
+            content.clone()
+        }
+        Some(other) => panic!("partial is not an assistant message: {other:?}"),
+        None => String::new(),
+    }
+}
+
+/// Lets late requests (a wrong retry) arrive before counting.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn text_stream_and_request_shape() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        server.push(
+            reply(kind)
+                .text("Hello there, how are you today?")
+                .usage(12, 34),
+        );
+        let (result, deltas) = run(&client(&settings(&server, kind)), hello()).await;
+        let completion = ok(result);
+        let (content, _, calls, partial) = assistant(&completion);
+        assert_eq!(content, "Hello there, how are you today?", "{kind:?}");
+        assert_eq!(text_of(&deltas), content);
+        assert!(
+            deltas
+                .iter()
+                .filter(|d| matches!(d, StreamDelta::Text(_)))
+                .count()
+                > 1
+        );
+        assert!(calls.is_empty() && !partial);
+        assert_eq!(
+            completion
+                .usage
+                .as_ref()
+                .map(|u| (u.input_tokens, u.output_tokens)),
+            Some((12, 34))
+        );
+        let reqs = server.requests();
+        assert_eq!(reqs.len(), 1);
+        let req = &reqs[0];
+        assert_eq!(req.validation_error, None);
+        assert_eq!(req.body["stream"], json!(true));
+        match kind {
+            ProviderKind::Openai => {
+                assert_eq!(req.path, "/v1/chat/completions");
+                assert_eq!(
+                    req.header("authorization"),
+                    Some(format!("Bearer {KEY}").as_str())
+                );
+                assert_eq!(req.body["stream_options"]["include_usage"], json!(true));
+                assert_eq!(
+                    req.body["messages"][0],
+                    json!({"role": "system", "content": "You are a test."})
+                );
+                assert_eq!(req.body["tools"][0]["type"], json!("function"));
+                assert_eq!(req.body["tools"][0]["function"]["name"], json!("read_file"));
+                assert!(req.body["tools"][0]["function"]["parameters"].is_object());
+                assert_eq!(completion.stop_reason.as_deref(), Some("stop"));
+            }
+            ProviderKind::Anthropic => {
+                assert_eq!(req.path, "/v1/messages");
+                assert_eq!(req.header("x-api-key"), Some(KEY));
+                assert_eq!(req.header("anthropic-version"), Some("2023-06-01"));
+                assert!(
+                    req.header("content-type")
+                        .is_some_and(|v| v.contains("application/json"))
+                );
+                assert_eq!(req.body["system"], json!("You are a test."));
+                assert_eq!(req.body["max_tokens"], json!(1024));
+                assert_eq!(req.body["tools"][0]["name"], json!("read_file"));
+                assert!(req.body["tools"][0]["input_schema"].is_object());
+                assert_eq!(completion.stop_reason.as_deref(), Some("end_turn"));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn empty_api_key_sends_no_auth_header() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        server.push(reply(kind).text("ok"));
+        let mut s = settings(&server, kind);
+        s.api_key.clear();
+        ok(run(&client(&s), hello()).await.0);
+        let req = &server.requests()[0];
+        assert_eq!(req.header("authorization"), None);
+        assert_eq!(req.header("x-api-key"), None);
+    }
+}
+
+#[tokio::test]
+async fn parallel_tool_calls_assembled_by_index() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        let a = r#"{"path":"src/main.rs","start":1,"end":40}"#;
+        let b = r#"{"pattern":"fn main","glob":"**/*.rs"}"#;
+        let c = r#"{"todos":[{"content":"x","status":"pending"}]}"#;
+        let r = match kind {
+            ProviderKind::Openai => Reply::openai()
+                .text("Let me look.")
+                .tool_call("call_a", "read_file", a)
+                .tool_call("call_b", "search_files", b)
+                .tool_call("call_c", "todo", c),
+            ProviderKind::Anthropic => Reply::anthropic()
+                .text("Let me look.")
+                .tool_use("toolu_a", "read_file", a)
+                .tool_use("toolu_b", "search_files", b)
+                .tool_use("toolu_c", "todo", c),
+        };
+        server.push(r);
+        let completion = ok(run(&client(&settings(&server, kind)), hello()).await.0);
+        let (content, _, calls, _) = assistant(&completion);
+        assert_eq!(content, "Let me look.");
+        let got: Vec<(&str, &str, &str)> = calls
+            .iter()
+            .map(|c| (c.id.as_str(), c.name.as_str(), c.arguments.as_str()))
+            .collect();
+        let ids = match kind {
+            ProviderKind::Openai => ["call_a", "call_b", "call_c"],
+            ProviderKind::Anthropic => ["toolu_a", "toolu_b", "toolu_c"],
+        };
+        assert_eq!(
+            got,
+            vec![
+                (ids[0], "read_file", a),
+                (ids[1], "search_files", b),
+                (ids[2], "todo", c)
+            ],
+            "{kind:?}"
+        );
+    }
+}
+
+/// A rich reply (reasoning, text, two tool calls, usage) as a reply builder.
+fn rich(kind: ProviderKind) -> Reply {
+    match kind {
+        ProviderKind::Openai => Reply::openai()
+            .reasoning("Weighing the options… ✓")
+            .text("Grüße 👋 — here is the plan: 世界")
+            .tool_call("call_1", "read_file", r#"{"path":"ä.txt"}"#)
+            .tool_call("call_2", "todo", r#"{"todos":[]}"#)
+            .usage(7, 9),
+        ProviderKind::Anthropic => Reply::anthropic()
+            .thinking("Weighing the options… ✓", "sig-ünï")
+            .text("Grüße 👋 — here is the plan: 世界")
+            .tool_use("toolu_1", "read_file", r#"{"path":"ä.txt"}"#)
+            .tool_use("toolu_2", "todo", r#"{"todos":[]}"#)
+            .usage(7, 9),
+    }
+}
+
+#[tokio::test]
+async fn split_at_every_byte_gives_identical_results() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        server.push(rich(kind));
+        server.push(rich(kind).cut_every(1));
+        server.push(rich(kind).cut_at(&[1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377]));
+        let c = client(&settings(&server, kind));
+        let (whole, whole_deltas) = run(&c, hello()).await;
+        let (bytewise, byte_deltas) = run(&c, hello()).await;
+        let (cut, cut_deltas) = run(&c, hello()).await;
+        let whole = ok(whole);
+        assert_eq!(ok(bytewise), whole, "{kind:?}");
+        assert_eq!(ok(cut), whole, "{kind:?}");
+        for deltas in [&byte_deltas, &cut_deltas] {
+            assert_eq!(text_of(deltas), text_of(&whole_deltas));
+            assert_eq!(reasoning_of(deltas), reasoning_of(&whole_deltas));
+        }
+        let (content, thinking, calls, _) = assistant(&whole);
+        assert_eq!(content, "Grüße 👋 — here is the plan: 世界");
+        assert_eq!(thinking.len(), 1);
+        assert_eq!(thinking[0].text, "Weighing the options… ✓");
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].arguments, r#"{"path":"ä.txt"}"#);
+        assert_eq!(
+            whole
+                .usage
+                .as_ref()
+                .map(|u| (u.input_tokens, u.output_tokens)),
+            Some((7, 9))
+        );
+        assert_eq!(server.requests().len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn thinking_signature_round_trip() {
+    let server = StandIn::start().await;
+    let kind = ProviderKind::Anthropic;
+    server.push(
+        Reply::anthropic()
+            .thinking("I should read the file.", "sig-abc")
+            .tool_use("toolu_1", "read_file", r#"{"path":"a.txt"}"#),
+    );
+    server.push(Reply::anthropic().text("Done."));
+    let c = client(&settings(&server, kind));
+    let (first, deltas) = run(&c, hello()).await;
+    let first = ok(first);
+    assert_eq!(reasoning_of(&deltas), "I should read the file.");
+    let (_, thinking, calls, _) = assistant(&first);
+    assert_eq!(
+        thinking,
+        &[Thinking {
+            text: "I should read the file.".into(),
+            signature: Some("sig-abc".into()),
+            redacted: None
+        }]
+    );
+    assert_eq!(calls[0].id, "toolu_1");
+    let mut messages = hello();
+    messages.push(first.message.clone());
+    messages.push(Message::Tool {
+        tool_call_id: "toolu_1".into(),
+        name: "read_file".into(),
+        content: "file text".into(),
+        is_error: false,
+    });
+    ok(run(&c, messages).await.0);
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[1].validation_error, None);
+    let sent = &reqs[1].body["messages"];
+    assert_eq!(
+        sent[1],
+        json!({"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "I should read the file.", "signature": "sig-abc"},
+            {"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {"path": "a.txt"}},
+        ]})
+    );
+    assert_eq!(
+        sent[2],
+        json!({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "file text"},
+        ]})
+    );
+}
+
+#[tokio::test]
+async fn openai_reasoning_is_kept_but_not_sent_back() {
+    let server = StandIn::start().await;
+    let kind = ProviderKind::Openai;
+    server.push(Reply::openai().reasoning("Let me think.").tool_call(
+        "call_1",
+        "read_file",
+        r#"{"path":"a.txt"}"#,
+    ));
+    server.push(Reply::openai().text("Done."));
+    let c = client(&settings(&server, kind));
+    let first = ok(run(&c, hello()).await.0);
+    let (content, thinking, _, _) = assistant(&first);
+    assert_eq!(content, "");
+    assert_eq!(thinking[0].text, "Let me think.");
+    let mut messages = hello();
+    messages.push(first.message.clone());
+    messages.push(Message::Tool {
+        tool_call_id: "call_1".into(),
+        name: "read_file".into(),
+        content: "text".into(),
+        is_error: true,
+    });
+    ok(run(&c, messages).await.0);
+    let body = &server.requests()[1].body;
+    assert_eq!(server.requests()[1].validation_error, None);
+    assert_eq!(
+        body["messages"][2],
+        json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "read_file", "arguments": "{\"path\":\"a.txt\"}"}}
+        ]})
+    );
+    assert_eq!(
+        body["messages"][3],
+        json!({"role": "tool", "tool_call_id": "call_1", "content": "text"})
+    );
+    assert!(!body.to_string().contains("Let me think."));
+}
+
+#[tokio::test]
+async fn anthropic_merges_tool_results_and_following_user_text() {
+    let server = StandIn::start().await;
+    server.push(Reply::anthropic().text("ok"));
+    let c = client(&settings(&server, ProviderKind::Anthropic));
+    let messages = vec![
+        Message::user("do two things"),
+        Message::Assistant {
+            content: String::new(),
+            thinking: vec![Thinking {
+                text: String::new(),
+                signature: None,
+                redacted: Some("opaque".into()),
+            }],
+            tool_calls: vec![
+                ToolCall {
+                    id: "t1".into(),
+                    name: "read_file".into(),
+                    arguments: r#"{"path":"a"}"#.into(),
+                },
+                ToolCall {
+                    id: "t2".into(),
+                    name: "read_file".into(),
+                    arguments: "{not json".into(),
+                },
+            ],
+            partial: false,
+        },
+        Message::Tool {
+            tool_call_id: "t1".into(),
+            name: "read_file".into(),
+            content: "A".into(),
+            is_error: false,
+        },
+        Message::Tool {
+            tool_call_id: "t2".into(),
+            name: "read_file".into(),
+            content: "cancelled by the user".into(),
+            is_error: true,
+        },
+        Message::user("now something else"),
+    ];
+    ok(run(&c, messages).await.0);
+    let req = &server.requests()[0];
+    assert_eq!(req.validation_error, None);
+    let sent = req.body["messages"].as_array().cloned().unwrap_or_default();
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert_eq!(
+        sent[1]["content"],
+        json!([
+            {"type": "redacted_thinking", "data": "opaque"},
+            {"type": "tool_use", "id": "t1", "name": "read_file", "input": {"path": "a"}},
+            {"type": "tool_use", "id": "t2", "name": "read_file", "input": {}},
+        ])
+    );
+    assert_eq!(
+        sent[2],
+        json!({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "t1", "content": "A"},
+            {"type": "tool_result", "tool_use_id": "t2", "content": "cancelled by the user", "is_error": true},
+            {"type": "text", "text": "now something else"},
+        ]})
+    );
+}
+
+#[tokio::test]
+async fn error_in_a_200_stream() {
+    for kind in BOTH {
+        // After text was shown: fail at once, keep the text, no retry.
+        let server = StandIn::start().await;
+        let r = match kind {
+            ProviderKind::Openai => Reply::openai()
+                .text("Partial answer")
+                .error_in_stream("upstream exploded"),
+            ProviderKind::Anthropic => Reply::anthropic()
+                .text("Partial answer")
+                .error_event("overloaded_error", "upstream exploded"),
+        };
+        server.push(r);
+        let (result, _) = run(&client(&settings(&server, kind)), hello()).await;
+        let (err_kind, message, partial) = failed(result);
+        assert_eq!(err_kind, ErrorKind::Http, "{kind:?}");
+        assert!(message.contains("upstream exploded"), "{message}");
+        assert_eq!(partial_text(&partial), "Partial answer");
+        settle().await;
+        assert_eq!(server.requests().len(), 1);
+
+        // Before any token: an overload/server error is retried.
+        let server = StandIn::start().await;
+        let r = match kind {
+            ProviderKind::Openai => Reply::openai().error_in_stream("busy"),
+            ProviderKind::Anthropic => {
+                Reply::anthropic().error_event("overloaded_error", "Overloaded")
+            }
+        };
+        server.push(r);
+        server.push(reply(kind).text("second try"));
+        let (result, deltas) = run(&client(&settings(&server, kind)), hello()).await;
+        assert_eq!(assistant(&ok(result)).0, "second try");
+        assert_eq!(retries(&deltas).len(), 1);
+        assert_eq!(server.requests().len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn stall_with_only_keepalives() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        server.push(
+            reply(kind)
+                .text("never")
+                .keepalive_only(Duration::from_millis(100)),
+        );
+        let mut s = settings(&server, kind);
+        s.stall_timeout_s = 1;
+        let started = Instant::now();
+        let (result, _) = run(&client(&s), hello()).await;
+        let elapsed = started.elapsed();
+        let (err_kind, message, _) = failed(result);
+        println!("{kind:?}: stall after {elapsed:?}: {message}");
+        assert_eq!(err_kind, ErrorKind::Stall, "{message}");
+        assert!(elapsed >= Duration::from_millis(950), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+        assert!(
+            message.contains("1 s") && message.contains("Settings"),
+            "{message}"
+        );
+        // A stall is not retried, and the connection was dropped.
+        assert!(server.wait_disconnect(0, SETUP).await.is_some());
+        assert_eq!(server.requests().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn stall_after_some_data_keeps_the_partial_text() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        server.push(
+            reply(kind)
+                .text("one two three four five six")
+                .keepalive_after(4, Duration::from_millis(100)),
+        );
+        let mut s = settings(&server, kind);
+        s.stall_timeout_s = 1;
+        let (result, deltas) = run(&client(&s), hello()).await;
+        let (err_kind, _, partial) = failed(result);
+        assert_eq!(err_kind, ErrorKind::Stall);
+        assert_eq!(partial_text(&partial), text_of(&deltas));
+    }
+}
+
+#[tokio::test]
+async fn slow_drip_past_the_total_deadline() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        server.push(reply(kind).text("start").drip(Duration::from_millis(100)));
+        let mut s = settings(&server, kind);
+        s.timeout_s = 1;
+        s.stall_timeout_s = 5;
+        let started = Instant::now();
+        let (result, deltas) = run(&client(&s), hello()).await;
+        let elapsed = started.elapsed();
+        let (err_kind, message, partial) = failed(result);
+        println!("{kind:?}: timeout after {elapsed:?}: {message}");
+        assert_eq!(err_kind, ErrorKind::Timeout, "{message}");
+        assert!(
+            elapsed >= Duration::from_millis(950) && elapsed < Duration::from_secs(2),
+            "{elapsed:?}"
+        );
+        assert!(text_of(&deltas).contains("drip"));
+        assert_eq!(partial_text(&partial), text_of(&deltas));
+        assert!(server.wait_disconnect(0, SETUP).await.is_some());
+        assert_eq!(server.requests().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn rate_limit_honours_retry_after() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        server.push(Reply::status(429).retry_after(1));
+        server.push(reply(kind).text("after the wait"));
+        let (result, deltas) = run(&client(&settings(&server, kind)), hello()).await;
+        assert_eq!(assistant(&ok(result)).0, "after the wait");
+        let reqs = server.requests();
+        assert_eq!(reqs.len(), 2);
+        let gap = reqs[1].at - reqs[0].at;
+        println!("{kind:?}: gap between attempts {gap:?}");
+        assert!(gap >= Duration::from_secs(1), "{gap:?}");
+        let retry = retries(&deltas);
+        assert_eq!(retry.len(), 1);
+        match retry[0] {
+            StreamDelta::Retry {
+                attempt,
+                max_attempts,
+                delay_ms,
+                reason,
+            } => {
+                assert_eq!((*attempt, *max_attempts, *delay_ms), (2, 3, 1000));
+                assert!(reason.contains("429"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn unauthorized_fails_after_one_request() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        server.require_api_key("sk-the-right-one");
+        server.push(reply(kind).text("never"));
+        let (result, deltas) = run(&client(&settings(&server, kind)), hello()).await;
+        let (err_kind, message, _) = failed(result);
+        println!("{kind:?}: {message}");
+        assert_eq!(err_kind, ErrorKind::Auth);
+        assert!(
+            message.contains("401") && message.contains("API key") && message.contains("Settings")
+        );
+        assert!(message.contains("TALARIA_API_KEY"));
+        assert!(!message.contains(KEY), "the key leaked: {message}");
+        assert!(retries(&deltas).is_empty());
+        settle().await;
+        assert_eq!(server.requests().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn bad_request_fails_fast_with_the_providers_message() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        server.push(reply(kind).text("never"));
+        // A tool result without its call: both validators reject it with 400.
+        let messages = vec![
+            Message::user("hi"),
+            Message::Assistant {
+                content: "sure".into(),
+                thinking: vec![],
+                tool_calls: vec![],
+                partial: false,
+            },
+            Message::Tool {
+                tool_call_id: "ghost".into(),
+                name: "read_file".into(),
+                content: "x".into(),
+                is_error: false,
+            },
+        ];
+        let (result, _) = run(&client(&settings(&server, kind)), messages).await;
+        let (err_kind, message, _) = failed(result);
+        println!("{kind:?}: {message}");
+        assert_eq!(err_kind, ErrorKind::Http);
+        assert!(message.contains("400"));
+        let validation = server.requests()[0]
+            .validation_error
+            .clone()
+            .unwrap_or_default();
+        assert!(
+            !validation.is_empty() && message.contains(&validation),
+            "{message} / {validation}"
+        );
+        settle().await;
+        assert_eq!(server.requests().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn server_error_then_success_is_retried() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        server.push(Reply::status(500));
+        server.push(Reply::status(if kind == ProviderKind::Anthropic {
+            529
+        } else {
+            503
+        }));
+        server.push(reply(kind).text("third time lucky"));
+        let (result, deltas) = run(&client(&settings(&server, kind)), hello()).await;
+        assert_eq!(assistant(&ok(result)).0, "third time lucky");
+        let attempts: Vec<u32> = retries(&deltas)
+            .iter()
+            .map(|d| match d {
+                StreamDelta::Retry { attempt, .. } => *attempt,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(attempts, vec![2, 3]);
+        assert_eq!(server.requests().len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn gives_up_after_max_attempts() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        for _ in 0..3 {
+            server.push(Reply::status(500));
+        }
+        server.push(reply(kind).text("too late"));
+        let (result, deltas) = run(&client(&settings(&server, kind)), hello()).await;
+        let (err_kind, message, _) = failed(result);
+        assert_eq!(err_kind, ErrorKind::Http);
+        assert!(
+            message.contains("500") && message.contains("3 attempts"),
+            "{message}"
+        );
+        assert_eq!(retries(&deltas).len(), 2);
+        settle().await;
+        assert_eq!(server.requests().len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn no_retry_after_tokens_were_shown() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        server.push(
+            reply(kind)
+                .text("one two three four five six seven")
+                .reset_after(4),
+        );
+        server.push(reply(kind).text("must not be requested"));
+        let (result, deltas) = run(&client(&settings(&server, kind)), hello()).await;
+        let (err_kind, message, partial) = failed(result);
+        println!("{kind:?}: {message}");
+        assert_eq!(err_kind, ErrorKind::Network);
+        let shown = text_of(&deltas);
+        assert!(!shown.is_empty());
+        assert_eq!(partial_text(&partial), shown);
+        assert!(retries(&deltas).is_empty());
+        settle().await;
+        assert_eq!(server.requests().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn reset_before_any_token_is_retried() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        server.push(reply(kind).text("lost").reset_after(0));
+        server.push(reply(kind).text("recovered"));
+        let (result, deltas) = run(&client(&settings(&server, kind)), hello()).await;
+        assert_eq!(assistant(&ok(result)).0, "recovered");
+        assert_eq!(retries(&deltas).len(), 1);
+        assert_eq!(server.requests().len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_network_error_with_a_hint() {
+    // Bind then drop to get a port nobody listens on.
+    let port = match std::net::TcpListener::bind("127.0.0.1:0") {
+        Ok(l) => l.local_addr().map(|a| a.port()).unwrap_or(9),
+        Err(e) => panic!("{e}"),
+    };
+    let s = Settings {
+        provider: ProviderKind::Openai,
+        base_url: format!("http://127.0.0.1:{port}/v1"),
+        model: "m".into(),
+        api_key: KEY.into(),
+        max_attempts: 2,
+        ..Settings::default()
+    };
+    let (result, deltas) = run(&client(&s), hello()).await;
+    let (err_kind, message, _) = failed(result);
+    println!("{message}");
+    assert_eq!(err_kind, ErrorKind::Network);
+    assert!(message.contains(&format!("127.0.0.1:{port}")) && message.contains("running"));
+    assert!(!message.contains(KEY));
+    assert_eq!(retries(&deltas).len(), 1);
+}
+
+#[tokio::test]
+async fn truncated_stream_is_a_protocol_error() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        // Text shown, then the body ends cleanly without [DONE] / message_stop.
+        let body = match kind {
+            ProviderKind::Openai => {
+                "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Half\"},\"finish_reason\":null}]}\n\n"
+            }
+            ProviderKind::Anthropic => concat!(
+                "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n",
+                "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+                "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Half\"}}\n\n",
+            ),
+        };
+        server.push(Reply::raw(body));
+        let (result, _) = run(&client(&settings(&server, kind)), hello()).await;
+        let (err_kind, message, partial) = failed(result);
+        assert_eq!(err_kind, ErrorKind::Protocol, "{message}");
+        assert_eq!(partial_text(&partial), "Half");
+        settle().await;
+        assert_eq!(server.requests().len(), 1);
+    }
+}
+
+// ---- cancellation: from cancel() to the stand-in seeing the socket closed ----
+
+const CANCEL_BOUND: Duration = Duration::from_millis(50);
+
+/// Cancels `call` now and returns (cancel → server-observed disconnect of request `index`,
+/// cancel → complete() returned, the result).
+async fn cancel_and_measure(
+    server: &StandIn,
+    call: Call,
+    index: usize,
+) -> (Duration, Duration, Result<Completion, ModelError>) {
+    let Call { task, cancel, .. } = call;
+    let before = Instant::now();
+    cancel.cancel();
+    let result = match tokio::time::timeout(SETUP, task).await {
+        Ok(Ok(r)) => r,
+        other => panic!("call did not end after cancel: {other:?}"),
+    };
+    let returned = before.elapsed();
+    let closed = match server.wait_disconnect(index, SETUP).await {
+        Some(at) => at.checked_duration_since(before).unwrap_or_else(|| {
+            panic!("the connection closed before cancel() — the state was not reached")
+        }),
+        None => panic!("the stand-in never saw the connection close"),
+    };
+    (closed, returned, result)
+}
+
+fn assert_cancelled(result: &Result<Completion, ModelError>) -> Option<Message> {
+    match result {
+        Err(ModelError::Cancelled { partial }) => partial.clone(),
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn cancel_while_waiting_for_the_first_byte() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        server.push(
+            reply(kind)
+                .text("late")
+                .first_byte_delay(Duration::from_secs(30)),
+        );
+        let call = start(&client(&settings(&server, kind)), hello());
+        assert!(server.wait_requests(1, SETUP).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (closed, returned, result) = cancel_and_measure(&server, call, 0).await;
+        println!(
+            "{kind:?} first-byte wait: socket closed {closed:?} after cancel, returned {returned:?}"
+        );
+        assert_eq!(assert_cancelled(&result), None);
+        assert!(closed <= CANCEL_BOUND, "{closed:?}");
+        assert!(returned <= CANCEL_BOUND, "{returned:?}");
+    }
+}
+
+#[tokio::test]
+async fn cancel_mid_stream() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        let words: Vec<String> = (0..200).map(|n| format!("w{n} ")).collect();
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        server.push(reply(kind).tokens(&words).delay(Duration::from_millis(20)));
+        let mut call = start(&client(&settings(&server, kind)), hello());
+        call.wait_delta(|d| matches!(d, StreamDelta::Text(_))).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (closed, returned, result) = cancel_and_measure(&server, call, 0).await;
+        println!(
+            "{kind:?} mid-stream: socket closed {closed:?} after cancel, returned {returned:?}"
+        );
+        let partial = assert_cancelled(&result);
+        assert!(partial_text(&partial).starts_with("w0 "), "{partial:?}");
+        assert!(closed <= CANCEL_BOUND, "{closed:?}");
+        assert!(returned <= CANCEL_BOUND, "{returned:?}");
+    }
+}
+
+#[tokio::test]
+async fn cancel_while_stalled() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        server.push(
+            reply(kind)
+                .text("one two three four five six")
+                .stall_after(5),
+        );
+        let mut call = start(&client(&settings(&server, kind)), hello());
+        call.wait_delta(|d| matches!(d, StreamDelta::Text(_))).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (closed, returned, result) = cancel_and_measure(&server, call, 0).await;
+        println!("{kind:?} stalled: socket closed {closed:?} after cancel, returned {returned:?}");
+        assert!(partial_text(&assert_cancelled(&result)).starts_with("one"));
+        assert!(closed <= CANCEL_BOUND, "{closed:?}");
+        assert!(returned <= CANCEL_BOUND, "{returned:?}");
+    }
+}
+
+#[tokio::test]
+async fn cancel_while_only_keepalives_arrive() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        server.push(
+            reply(kind)
+                .text("never")
+                .keepalive_only(Duration::from_millis(300)),
+        );
+        let call = start(&client(&settings(&server, kind)), hello());
+        assert!(server.wait_requests(1, SETUP).await);
+        // Past a few keep-alives, and between two of them.
+        tokio::time::sleep(Duration::from_millis(750)).await;
+        let (closed, returned, result) = cancel_and_measure(&server, call, 0).await;
+        println!(
+            "{kind:?} keep-alive only: socket closed {closed:?} after cancel, returned {returned:?}"
+        );
+        assert_eq!(assert_cancelled(&result), None);
+        assert!(closed <= CANCEL_BOUND, "{closed:?}");
+        assert!(returned <= CANCEL_BOUND, "{returned:?}");
+    }
+}
+
+#[tokio::test]
+async fn cancel_during_retry_backoff() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        server.push(Reply::status(503).retry_after(5));
+        server.push(reply(kind).text("must not be requested"));
+        let mut call = start(&client(&settings(&server, kind)), hello());
+        call.wait_delta(|d| matches!(d, StreamDelta::Retry { .. }))
+            .await;
+        // The failed attempt's connection is already closed; what must stop is the wait.
+        assert!(server.wait_disconnect(0, SETUP).await.is_some());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Call { task, cancel, .. } = call;
+        let before = Instant::now();
+        cancel.cancel();
+        let result = match tokio::time::timeout(SETUP, task).await {
+            Ok(Ok(r)) => r,
+            other => panic!("call did not end after cancel: {other:?}"),
+        };
+        let returned = before.elapsed();
+        println!("{kind:?} retry backoff: returned {returned:?} after cancel");
+        assert_eq!(assert_cancelled(&result), None);
+        assert!(returned <= CANCEL_BOUND, "{returned:?}");
+        settle().await;
+        assert_eq!(server.requests().len(), 1, "no attempt after the cancel");
+    }
+}
+
+#[tokio::test]
+async fn already_cancelled_sends_nothing() {
+    let server = StandIn::start().await;
+    server.push(Reply::openai().text("never"));
+    let call = start(&client(&settings(&server, ProviderKind::Openai)), hello());
+    call.cancel.cancel();
+    let (result, _) = call.finish().await;
+    assert_cancelled(&result);
+    settle().await;
+    assert!(server.requests().len() <= 1);
+}
+
+#[tokio::test]
+async fn config_errors() {
+    let s = Settings {
+        base_url: "ftp://example.com".into(),
+        model: "m".into(),
+        ..Settings::default()
+    };
+    match ModelClient::new(&s) {
+        Err(e) => assert_eq!(e.kind(), Some(ErrorKind::Config)),
+        Ok(_) => panic!("ftp base URL accepted"),
+    }
+    let s = Settings {
+        api_key: KEY.into(),
+        model: "m".into(),
+        ..Settings::default()
+    };
+    match ModelClient::new(&s) {
+        Ok(c) => assert!(!format!("{c:?}").contains(KEY)),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn finished_but_never_closed_counts_as_complete() {
+    // finish_reason arrived, then neither [DONE] nor a close: the stall timer ends the wait and
+    // the complete answer is kept rather than reported as a stall.
+    let server = StandIn::start().await;
+    let body = concat!(
+        "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"All done\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+    );
+    server.push(Reply::raw(body).stall_after(2));
+    let mut s = settings(&server, ProviderKind::Openai);
+    s.stall_timeout_s = 1;
+    let completion = ok(run(&client(&s), hello()).await.0);
+    assert_eq!(assistant(&completion).0, "All done");
+    assert_eq!(completion.stop_reason.as_deref(), Some("stop"));
+}

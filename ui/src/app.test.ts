@@ -1,0 +1,133 @@
+import { emit } from "@tauri-apps/api/event";
+import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
+import { flushSync, mount, unmount } from "svelte";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import App from "./App.svelte";
+import type { AppStatus, Settings } from "./lib/api";
+
+const settings: Settings = {
+  provider: "openai",
+  base_url: "",
+  model: "",
+  connect_timeout_s: 30,
+  timeout_s: 300,
+  stall_timeout_s: 120,
+  max_iterations: 90,
+  max_attempts: 3,
+  workdir: "",
+};
+
+function until(check: () => boolean, timeout = 2000): Promise<void> {
+  const deadline = Date.now() + timeout;
+  return new Promise((resolve, reject) => {
+    const poll = () => {
+      flushSync();
+      if (check()) resolve();
+      else if (Date.now() > deadline) reject(new Error("condition not met in time"));
+      else setTimeout(poll, 10);
+    };
+    poll();
+  });
+}
+
+describe("App", () => {
+  let target: HTMLElement;
+  let app: ReturnType<typeof mount> | null = null;
+  let status: AppStatus;
+  let saved: Settings[];
+  let sessions: { id: string; title: string }[];
+
+  beforeEach(() => {
+    target = document.createElement("div");
+    document.body.appendChild(target);
+    saved = [];
+    sessions = [];
+    status = { configured: false, data_dir: "/data", provider: "openai", model: "", base_url: "", env_overrides: [] };
+    mockIPC(
+      (cmd, payload) => {
+        const args = (payload ?? {}) as Record<string, unknown>;
+        switch (cmd) {
+          case "app_status":
+            return status;
+          case "get_settings":
+            return settings;
+          case "save_settings": {
+            const s = args.settings as Settings;
+            if (!s.model) throw { kind: "config", message: "no model is set: choose one in Settings" };
+            saved.push(s);
+            status = { ...status, configured: true, model: s.model, base_url: s.base_url };
+            return s;
+          }
+          case "detect_local_servers":
+            return [{ name: "Ollama", base_url: "http://127.0.0.1:11434/v1", models: ["qwen3:8b"] }];
+          case "list_sessions":
+            return sessions.map((s) => ({
+              ...s,
+              path: `/data/${s.id}.jsonl`,
+              created: new Date().toISOString(),
+              updated: new Date().toISOString(),
+              status: "done",
+              message_count: 2,
+            }));
+          case "search_sessions":
+            return [{ id: "a", title: "Found", snippet: "the [needle] here", score: 1 }];
+          default:
+            throw { kind: "unknown", message: `no mock for ${cmd}` };
+        }
+      },
+      { shouldMockEvents: true },
+    );
+  });
+
+  afterEach(() => {
+    if (app) void unmount(app);
+    app = null;
+    target.remove();
+    clearMocks();
+  });
+
+  const q = (sel: string) => target.querySelector<HTMLElement>(sel);
+
+  it("offers a detected local server on first run and saves it", async () => {
+    app = mount(App, { target });
+    await until(() => q('[data-testid="use-local-server"]') !== null);
+    const offer = q('[data-testid="use-local-server"]') as HTMLButtonElement;
+    expect(offer.textContent).toContain("Use Ollama at http://127.0.0.1:11434/v1");
+    expect(offer.textContent).toContain("model qwen3:8b");
+    expect(q('[data-testid="error-banner"]')).toBeNull();
+    offer.click();
+    await until(() => q('[data-testid="welcome-card"]') === null);
+    expect(saved[0]).toMatchObject({ provider: "openai", base_url: "http://127.0.0.1:11434/v1", model: "qwen3:8b" });
+    expect(q('[data-testid="prompt-input"]')).not.toBeNull();
+  });
+
+  it("shows backend validation errors inline in Settings", async () => {
+    app = mount(App, { target });
+    await until(() => q('[data-testid="settings-button"]') !== null);
+    q('[data-testid="settings-button"]')?.click();
+    await until(() => q('[data-testid="settings-save-button"]') !== null);
+    for (const name of ["provider", "base_url", "model", "api_key", "timeout_s", "stall_timeout_s", "max_iterations", "workdir"]) {
+      expect(q(`[name="${name}"]`), name).not.toBeNull();
+    }
+    expect((q('[name="api_key"]') as HTMLInputElement).type).toBe("password");
+    q('[data-testid="settings-save-button"]')?.click();
+    await until(() => (q('[role="alert"]')?.textContent ?? "").includes("no model is set"));
+  });
+
+  it("refreshes the session list on sessions-changed and renders search hits with marks", async () => {
+    status = { ...status, configured: true, model: "m" };
+    app = mount(App, { target });
+    await until(() => q('[data-testid="prompt-input"]') !== null);
+    expect(target.querySelectorAll('[data-testid="session-item"]')).toHaveLength(0);
+    sessions = [{ id: "x1", title: "Written elsewhere" }];
+    await emit("sessions-changed", { ids: ["x1"] });
+    await until(() => target.querySelectorAll('[data-testid="session-item"]').length === 1);
+    expect(q('[data-testid="session-item"]')?.textContent).toContain("Written elsewhere");
+
+    const search = q('[data-testid="session-search"]') as HTMLInputElement;
+    search.value = "needle";
+    search.dispatchEvent(new Event("input", { bubbles: true }));
+    await until(() => q('[data-testid="session-item"] mark') !== null);
+    expect(q('[data-testid="session-item"] mark')?.textContent).toBe("needle");
+  });
+});
