@@ -47,6 +47,13 @@ impl Errors {
     }
 }
 
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
 fn header() -> Header {
     Header::new("openai", "test-model", "/tmp/work")
 }
@@ -492,8 +499,8 @@ fn sigkill_child_writer() {
     recorder.append_now(user("the user's message"));
     let mut i = 0u64;
     loop {
-        // Each line is "i at <ms since start>" so the parent can measure what was lost.
-        recorder.append(assistant(&format!("{i}")));
+        // "<i> <unix ms>": the parent measures how much was lost at the kill.
+        recorder.append(assistant(&format!("{i} {}", unix_ms())));
         i += 1;
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -521,8 +528,9 @@ fn sigkill_mid_stream_keeps_everything_up_to_the_last_flush() {
     let mut path = None;
     let mut line = String::new();
     while reader.read_line(&mut line).unwrap() > 0 {
-        if let Some(p) = line.trim().strip_prefix("PATH ") {
-            path = Some(PathBuf::from(p));
+        // libtest may print "test ... " before our line.
+        if let Some(at) = line.find("PATH ") {
+            path = Some(PathBuf::from(line[at + 5..].trim()));
             break;
         }
         line.clear();
@@ -530,23 +538,27 @@ fn sigkill_mid_stream_keeps_everything_up_to_the_last_flush() {
     let path = path.expect("the child printed its log path");
     std::thread::sleep(Duration::from_millis(1700));
     // Count what the child had appended by the kill: read it right before.
-    let killed_at = Instant::now();
+    let killed_at = unix_ms();
     unsafe {
         libc::kill(child.id() as i32, libc::SIGKILL);
     }
     let _ = child.wait();
-    let _ = killed_at;
     let log = history::read_session(&path).unwrap();
     assert_eq!(log.messages[0].content(), "the user's message");
-    let last: u64 = log
-        .messages
-        .last()
-        .and_then(|m| m.content().parse().ok())
-        .unwrap_or(0);
+    let field = |m: &Message, n: usize| -> u128 {
+        m.content()
+            .split(' ')
+            .nth(n)
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0)
+    };
+    let last_record = log.messages.last().unwrap();
+    let last = field(last_record, 0);
+    let lost_ms = killed_at.saturating_sub(field(last_record, 1));
     // The child appends one record per ~1 ms (slower under load); 1700 ms of appends
     // minus at most one 500 ms batch must be on disk. Be generous with scheduling noise.
     println!(
-        "after SIGKILL: {} records readable, last index {last}, {} skipped lines, status {:?}",
+        "after SIGKILL: {} records readable, last index {last}, last record {lost_ms} ms before the kill, {} skipped lines, status {:?}",
         log.messages.len(),
         log.skipped_lines,
         log.status
@@ -564,7 +576,7 @@ fn sigkill_mid_stream_keeps_everything_up_to_the_last_flush() {
     );
     // Every record is there once and in order.
     for (n, m) in log.messages.iter().skip(1).enumerate() {
-        assert_eq!(m.content(), n.to_string());
+        assert_eq!(field(m, 0), n as u128);
     }
     // Resume: reopen appends after the (possibly torn) tail, on a fresh line.
     let errors: Arc<dyn EventSink> = Arc::new(Errors::default());
@@ -686,7 +698,7 @@ fn torn_line_and_garbage_file_do_not_break_list_or_show() {
     );
     assert_eq!(
         run(SessionsCommand::Show {
-            id: b[..12].to_string(),
+            id: b[..b.len() - 4].to_string(),
             data_dir: data_dir.clone(),
             json: false,
             markdown: true
@@ -1136,4 +1148,44 @@ async fn async_flush_returns_after_the_write() {
     r.append(assistant("y"));
     r.flush().await.unwrap();
     assert_eq!(history::read_session(r.path()).unwrap().messages.len(), 2);
+}
+
+#[test]
+fn concurrent_openers_of_a_fresh_index_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..50 {
+        write_session(&history::sessions_dir(dir.path()), &format!("s{i}"), "w", 1);
+    }
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let data_dir = dir.path().to_path_buf();
+            std::thread::spawn(move || {
+                let index = Index::open(&data_dir)?;
+                index.refresh_all(&|_| {})?;
+                index.list(100, 0).map(|rows| rows.len())
+            })
+        })
+        .collect();
+    for thread in threads {
+        let listed = thread.join().unwrap().unwrap();
+        assert!(listed <= 50);
+    }
+    assert_eq!(Index::open(dir.path()).unwrap().count().unwrap(), 50);
+}
+
+#[test]
+fn removed_folder_is_recreated_with_the_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let errors: Arc<dyn EventSink> = Arc::new(Errors::default());
+    let sessions = history::sessions_dir(dir.path());
+    let recorder = Recorder::create(&sessions, header(), errors).unwrap();
+    recorder.append_now(user("before"));
+    recorder.flush_blocking(Duration::from_secs(5)).unwrap();
+    std::fs::remove_dir_all(&sessions).unwrap();
+    recorder.append_now(user("after the folder was removed"));
+    recorder.flush_blocking(Duration::from_secs(5)).unwrap();
+    let log = history::read_session(recorder.path()).unwrap();
+    assert_eq!(log.header.id, recorder.session_id());
+    assert_eq!(log.messages.len(), 1);
+    assert_eq!(log.messages[0].content(), "after the folder was removed");
 }

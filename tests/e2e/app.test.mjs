@@ -331,10 +331,11 @@ describe("Talaria window", { timeout: 240_000 }, () => {
       await waitFor(
         "the new session in the session list",
         async () => {
-          const items = await session.allByTestId("session-item");
-          if (items.length <= before) return false;
-          for (const item of items) if ((await session.text(item)).includes(marker)) return true;
-          return false;
+          // textContent: WebKit's element text leaves out ellipsized spans such as the title.
+          const texts = await session.execute(
+            'return Array.from(document.querySelectorAll(\'[data-testid="session-item"]\')).map((e) => e.textContent);',
+          );
+          return texts.length > before && texts.some((text) => text.includes(marker));
         },
         { timeout: 10_000, interval: 50 },
       );
@@ -408,6 +409,69 @@ describe("Talaria window", { timeout: 240_000 }, () => {
         fs.writeFileSync(path.join(OUT, "conversation.png"), await session.screenshot());
         log(`screenshot: ${path.join(OUT, "conversation.png")}`);
       }
+    }),
+  );
+
+  it(
+    "asks before a dangerous command and refuses it when denied",
+    scenario("approval-deny", async () => {
+      await standin("POST", "/_standin/reset");
+      await push([
+        {
+          kind: "openai",
+          items: [
+            { type: "text", text: "Publishing now." },
+            { type: "tool_call", id: "call_push", name: "terminal", arguments: JSON.stringify({ command: "git push --force origin main" }) },
+          ],
+        },
+        { kind: "openai", items: [{ type: "text", text: "Understood, I did not push." }] },
+      ]);
+      await newConversation();
+      await sendPrompt("Publish my branch");
+      await waitFor("approval-dialog", async () => (await session.allByTestId("approval-dialog")).length === 1, { timeout: 20_000 });
+      assert.match(await session.textOf("approval-dialog"), /git push --force origin main/);
+      assert.equal(await status(), "running");
+      await session.click(await session.byTestId("deny-button"));
+      await waitFor("turn-status done", async () => (await status()) === "done", { timeout: 20_000 });
+      assert.equal((await session.allByTestId("approval-dialog")).length, 0);
+      const card = await session.byTestId("tool-card");
+      assert.equal(await session.attribute(card, "data-state"), "error", "a denied command is an error result");
+      assert.match(await session.text((await session.allByTestId("assistant-message")).at(-1)), /did not push/);
+    }),
+  );
+
+  it(
+    "opens a past session from the list and continues it",
+    scenario("continue-session", async () => {
+      await standin("POST", "/_standin/reset");
+      const listed = () =>
+        session.execute(
+          'return Array.from(document.querySelectorAll(\'[data-testid="session-item"]\')).map((e) => [e.dataset.sessionId, e.textContent]);',
+        );
+      await sleep(1500); // let the list settle after the previous tests
+      const before = await listed();
+      const index = before.findIndex(([, text]) => text.includes("Say hello"));
+      assert.ok(index >= 0, `the first test's session should be listed: ${JSON.stringify(before)}`);
+      await session.click((await session.allByTestId("session-item"))[index]);
+      const cont = await waitFor("continue-button", async () => (await session.allByTestId("continue-button"))[0]);
+      assert.match(await session.textOf("assistant-message"), /Hello from the stand-in server/);
+      assert.equal(await session.textOf("user-message"), "Say hello");
+      await session.click(cont);
+      await push({ kind: "openai", items: [{ type: "text", text: "Hello again, same session." }] });
+      await sendPrompt("And again");
+      await waitFor("turn-status done", async () => (await status()) === "done", { timeout: 20_000 });
+      assert.equal((await session.allByTestId("user-message")).length, 2);
+      const requests = await standin("GET", "/_standin/requests");
+      const last = requests[requests.length - 1];
+      const sent = JSON.stringify(last.body ?? last);
+      assert.match(sent, /Say hello/, "the continued turn sends the earlier conversation to the model");
+      await sleep(1500);
+      const after = await listed();
+      assert.deepEqual(
+        after.map(([id]) => id).sort(),
+        before.map(([id]) => id).sort(),
+        "continuing must not create a new session",
+      );
     }),
   );
 

@@ -74,6 +74,8 @@ enum SetupError {
     Agent(#[from] AgentError),
     #[error(transparent)]
     History(#[from] HistoryError),
+    #[error("the prompt is empty: pass what to ask as the last argument")]
+    EmptyPrompt,
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -81,7 +83,7 @@ enum SetupError {
 impl SetupError {
     fn kind(&self) -> ErrorKind {
         match self {
-            SetupError::Config(_) => ErrorKind::Config,
+            SetupError::Config(_) | SetupError::EmptyPrompt => ErrorKind::Config,
             SetupError::Agent(error) => error.kind(),
             SetupError::History(HistoryError::NotFound(_) | HistoryError::Ambiguous(_)) => {
                 ErrorKind::Config
@@ -208,6 +210,9 @@ fn watch_signals(cancel: CancellationToken) -> std::io::Result<tokio::task::Join
 
 /// Settings, history and the agent; emits the `session` line.
 fn prepare(args: &ExecArgs, sink: &PrinterSink) -> Result<Agent, SetupError> {
+    if args.prompt.trim().is_empty() {
+        return Err(SetupError::EmptyPrompt);
+    }
     let data_dir = args
         .data_dir
         .clone()

@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run one prompt to completion without the window (see CONTRACTS.md, "Headless mode").
-    /// A flag given twice takes its last value, so wrappers can append overrides.
+    // A flag given twice takes its last value, so wrappers can append overrides.
     #[command(args_override_self = true)]
     Exec(exec::ExecArgs),
     /// Browse, search and export recorded sessions.

@@ -168,18 +168,25 @@ impl Index {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| HistoryError::io("create the data folder", data_dir, e))?;
         let db_path = data_dir.join("index.sqlite");
-        let conn = match Self::try_open(&db_path) {
+        let conn = match Self::try_open_patiently(&db_path) {
             Ok(conn) => conn,
-            Err(_) => {
+            // Only a file SQLite cannot read is deleted; a busy or locked one is an error.
+            Err(error) if is_corrupt(&error) => {
                 for suffix in ["", "-wal", "-shm"] {
                     let mut name = db_path.clone().into_os_string();
                     name.push(suffix);
                     let _ = std::fs::remove_file(PathBuf::from(name));
                 }
-                Self::try_open(&db_path).map_err(|source| HistoryError::Index {
+                Self::try_open_patiently(&db_path).map_err(|source| HistoryError::Index {
                     path: db_path.clone(),
                     source,
                 })?
+            }
+            Err(source) => {
+                return Err(HistoryError::Index {
+                    path: db_path,
+                    source,
+                });
             }
         };
         Ok(Index {
@@ -189,36 +196,88 @@ impl Index {
         })
     }
 
+    /// `try_open`, retried while another opener holds the lock: some steps of opening (the
+    /// switch to WAL) report "locked" at once instead of waiting.
+    fn try_open_patiently(db_path: &Path) -> Result<Connection, rusqlite::Error> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match Self::try_open(db_path) {
+                Err(error) if is_busy(&error) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20 + fastrand::u64(0..30)));
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn try_open(db_path: &Path) -> Result<Connection, rusqlite::Error> {
         let conn = Connection::open(db_path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        let mut damaged = false;
         if version == SCHEMA_VERSION {
-            // Touch every table: a damaged file fails here and gets rebuilt.
-            conn.query_row(
-                "SELECT (SELECT count(*) FROM files LIMIT 1) + (SELECT count(*) FROM chunks LIMIT 1)
-                 + (SELECT count(*) FROM sessions LIMIT 1)",
-                [],
-                |_| Ok(()),
-            )?;
-            conn.query_row(
-                "SELECT count(*) FROM fts WHERE fts MATCH '\"x\"'",
-                [],
-                |_| Ok(()),
-            )?;
-            return Ok(conn);
+            match Self::sanity(&conn) {
+                Ok(()) => return Ok(conn),
+                Err(error) if is_corrupt(&error) => return Err(error),
+                Err(_) => damaged = true,
+            }
         }
-        let tables: i64 =
-            conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))?;
-        if version != 0 || tables != 0 {
-            return Err(rusqlite::Error::InvalidQuery);
+        // Create (or replace another version's tables) under a write lock, so several
+        // openers (the window, the watcher, a CLI) agree; other connections stay valid.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let created = Self::create_schema(&conn, damaged);
+        match created {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(error) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(error);
+            }
         }
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-        ))?;
         Ok(conn)
+    }
+
+    /// Touches every table: a damaged file fails here.
+    fn sanity(conn: &Connection) -> Result<(), rusqlite::Error> {
+        conn.query_row(
+            "SELECT (SELECT count(*) FROM files LIMIT 1) + (SELECT count(*) FROM chunks LIMIT 1)
+             + (SELECT count(*) FROM sessions LIMIT 1)",
+            [],
+            |_| Ok(()),
+        )?;
+        conn.query_row(
+            "SELECT count(*) FROM fts WHERE fts MATCH '\"x\"'",
+            [],
+            |_| Ok(()),
+        )
+    }
+
+    fn create_schema(conn: &Connection, damaged: bool) -> Result<(), rusqlite::Error> {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if version == SCHEMA_VERSION && !damaged {
+            return Ok(()); // another opener made it meanwhile
+        }
+        // Virtual tables first: dropping them drops their shadow tables.
+        for virtual_only in [true, false] {
+            let names: Vec<String> = conn
+                .prepare(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'
+                     AND name NOT LIKE 'sqlite_%' AND (sql LIKE 'CREATE VIRTUAL%') = ?1",
+                )?
+                .query_map([virtual_only], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            for name in names {
+                conn.execute_batch(&format!(
+                    "DROP TABLE IF EXISTS \"{}\"",
+                    name.replace('"', "\"\"")
+                ))?;
+            }
+        }
+        conn.execute_batch(&format!("{SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"))
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -641,6 +700,22 @@ impl Index {
         .map_err(|e| self.err(e))?;
         Ok(())
     }
+}
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+fn is_corrupt(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if matches!(e.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    )
 }
 
 fn summary_row(row: &rusqlite::Row<'_>) -> Result<SessionSummary, rusqlite::Error> {

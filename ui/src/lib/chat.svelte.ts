@@ -65,6 +65,8 @@ export class NoticeItem {
   readonly key = nextKey();
   readonly tone: "retry" | "warning" | "info";
   readonly text: string;
+  /** A retry notice spins until the retried request answers. */
+  active = $state(false);
   constructor(tone: "retry" | "warning" | "info", text: string) {
     this.tone = tone;
     this.text = text;
@@ -112,7 +114,9 @@ const TITLES: Record<string, string> = {
 };
 
 export function bannerFor(kind: string, message: string): Banner {
-  return { title: TITLES[kind] ?? "Something went wrong", message, hint: hintFor(kind) };
+  // Backend messages usually say what to do already; add ours only when this one does not.
+  const advises = /settings|TALARIA_|--[a-z]|try again|send again/i.test(message);
+  return { title: TITLES[kind] ?? "Something went wrong", message, hint: advises ? "" : hintFor(kind) };
 }
 
 export function retryText(attempt: number, maxAttempts: number, delayMs: number): string {
@@ -137,6 +141,7 @@ export class Conversation {
   #open: AssistantItem | null = null;
   #tools = new Map<string, ToolItem>();
   #cancelWhenKnown = false;
+  #retrying: NoticeItem | null = null;
 
   get busy(): boolean {
     return this.status === "running" || this.status === "stopping";
@@ -144,6 +149,10 @@ export class Conversation {
 
   /** Reduces one backend event. Exhaustive: a new Event variant fails to compile here. */
   apply(event: Event): void {
+    if (this.#retrying && event.type !== "retry") {
+      this.#retrying.active = false;
+      this.#retrying = null;
+    }
     switch (event.type) {
       case "session":
         this.#setSession(event.id, event.path);
@@ -186,15 +195,18 @@ export class Conversation {
           reason: event.reason,
         });
         break;
-      case "retry":
+      case "retry": {
         this.#closeAssistant(false);
-        this.items.push(
-          new NoticeItem(
-            "retry",
-            `${retryText(event.attempt, event.max_attempts, event.delay_ms)}: ${event.reason}`,
-          ),
+        if (this.#retrying) this.#retrying.active = false;
+        const notice = new NoticeItem(
+          "retry",
+          `${retryText(event.attempt, event.max_attempts, event.delay_ms)}: ${event.reason}`,
         );
+        notice.active = true;
+        this.items.push(notice);
+        this.#retrying = notice;
         break;
+      }
       case "storage_error":
         this.items.push(
           new NoticeItem(

@@ -139,7 +139,7 @@ describe("Conversation reducer", () => {
     expect([read.state, read.result]).toEqual(["ok", "fn main() {}"]);
     expect([term.state, term.result]).toEqual(["error", "denied"]);
     expect(conv.todos).toHaveLength(2);
-    expect(conv.items[4]).toMatchObject({ tone: "retry", text: "retrying in 2s (attempt 2/3): HTTP 429" });
+    expect(conv.items[4]).toMatchObject({ tone: "retry", text: "retrying in 2s (attempt 2/3): HTTP 429", active: false });
     expect(conv.approvals).toHaveLength(1);
 
     await conv.answerApproval("a1", false);
