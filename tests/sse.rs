@@ -120,6 +120,12 @@ fn cr_then_lf_in_next_chunk_is_one_line_end() {
 }
 
 #[test]
+fn cr_lf_split_in_the_first_read_and_around_empty_reads() {
+    let items = parse_all(&[b"event: start\r", b"", b"\ndata: x\r", b"", b"\n\r\n"]);
+    assert_eq!(items, vec![event("start", "x")]);
+}
+
+#[test]
 fn cr_alone_at_chunk_end_dispatches_without_waiting() {
     let mut parser = SseParser::new();
     assert!(parser.feed(b"data: a\r").is_empty());
@@ -263,7 +269,7 @@ fn every_single_byte_split_matches_the_whole() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(2000))]
 
     /// Any split of a recorded stream (both providers, LF/CRLF/CR, with or without BOM) into
     /// reads gives the same events and comments as reading it whole.

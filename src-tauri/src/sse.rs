@@ -95,6 +95,10 @@ impl SseParser {
     }
 
     fn scan(&mut self, mut bytes: &[u8], out: &mut Vec<SseItem>) {
+        if bytes.is_empty() {
+            // Nothing to look at: an empty read must not use up a pending CR.
+            return;
+        }
         if self.after_cr {
             self.after_cr = false;
             if let Some(rest) = bytes.strip_prefix(b"\n") {
@@ -208,6 +212,16 @@ mod tests {
                 ("message".into(), "b".into())
             ]
         );
+    }
+
+    #[test]
+    fn first_read_ending_in_cr_then_lf() {
+        // The first read goes through the BOM check; its trailing CR must still pair with the LF.
+        let mut p = SseParser::new();
+        let mut items = p.feed(b"event: start\r");
+        items.extend(p.feed(b""));
+        items.extend(p.feed(b"\ndata: x\r\n\r\n"));
+        assert_eq!(events(&items), vec![("start".into(), "x".into())]);
     }
 
     #[test]

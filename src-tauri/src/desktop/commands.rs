@@ -172,6 +172,8 @@ pub async fn start_turn(
         return Err(CommandError::new("usage", "type a message first"));
     }
     let slot = session_slot(&app, &state, session_id)?;
+    // A session opened earlier follows the settings saved since.
+    let settings = effective_settings(&app, &state)?;
     let token = CancellationToken::new();
     {
         let mut running = lock(&slot.running);
@@ -196,7 +198,15 @@ pub async fn start_turn(
     tauri::async_runtime::spawn(async move {
         let policy = ApprovalPolicy::Ask(slot.approvals.clone());
         let mut agent = slot.agent.lock().await;
-        agent.run_turn(prompt, &sink, &policy, token).await;
+        match agent.set_settings(settings) {
+            Ok(()) => {
+                agent.run_turn(prompt, &sink, &policy, token).await;
+            }
+            Err(error) => sink.emit(Event::Error {
+                kind: error.kind(),
+                message: error.to_string(),
+            }),
+        }
         drop(agent);
         *lock(&slot.running) = None;
     });

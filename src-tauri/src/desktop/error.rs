@@ -31,7 +31,7 @@ impl From<crate::history::HistoryError> for CommandError {
 
 impl From<crate::agent::AgentError> for CommandError {
     fn from(error: crate::agent::AgentError) -> Self {
-        Self::new("config", error.to_string())
+        Self::new(error.kind().as_str(), error.to_string())
     }
 }
 
