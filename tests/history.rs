@@ -286,9 +286,14 @@ fn burst_of_500_records_in_1s_makes_at_most_4_writes() {
     let dir = tempfile::tempdir().unwrap();
     let h = harness(dir.path(), Duration::ZERO);
     let start = Instant::now();
-    for i in 0..500 {
+    for i in 0..500u32 {
         h.recorder.append(assistant(&format!("record {i}")));
-        std::thread::sleep(Duration::from_micros(1900));
+        // Paced against the clock, not by summed sleeps, so oversleeping on a loaded machine
+        // does not stretch the burst past 1 s.
+        let next = start + Duration::from_micros(1900) * (i + 1);
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
     }
     let burst = start.elapsed();
     h.recorder.flush_blocking(Duration::from_secs(5)).unwrap();
@@ -985,14 +990,17 @@ fn search_accepts_any_input() {
 }
 
 #[test]
-fn two_thousand_sessions_list_and_search_fast_with_background_rebuild() {
+fn ten_thousand_sessions_list_and_search_fast_with_background_rebuild() {
+    // The scale; the goals (first page < 50 ms, search < 200 ms) are measured by
+    // `make bench`, this asserts loose bounds only.
+    const SESSIONS: usize = 10_000;
     let dir = tempfile::tempdir().unwrap();
     let sessions = history::sessions_dir(dir.path());
     let words = [
         "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
     ];
     let t = Instant::now();
-    for i in 0..2000 {
+    for i in 0..SESSIONS {
         let w = words[i % words.len()];
         write_session(
             &sessions,
@@ -1001,7 +1009,7 @@ fn two_thousand_sessions_list_and_search_fast_with_background_rebuild() {
             3,
         );
     }
-    println!("generated 2000 sessions in {:?}", t.elapsed());
+    println!("generated {SESSIONS} sessions in {:?}", t.elapsed());
 
     let progress = Arc::new(Mutex::new(Vec::new()));
     let seen = progress.clone();
@@ -1025,7 +1033,7 @@ fn two_thousand_sessions_list_and_search_fast_with_background_rebuild() {
     );
     assert_eq!(
         progress.last().map(|p| (p.done, p.total)),
-        Some((2000, 2000))
+        Some((SESSIONS, SESSIONS))
     );
     assert!(progress.len() >= 3);
 
@@ -1056,7 +1064,7 @@ fn two_thousand_sessions_list_and_search_fast_with_background_rebuild() {
     // A second quick refresh opens no log: nothing changed.
     let t = Instant::now();
     let again = index.refresh_all(&|_| {}).unwrap();
-    println!("no-change refresh of 2000 files: {:?}", t.elapsed());
+    println!("no-change refresh of {SESSIONS} files: {:?}", t.elapsed());
     assert!(again.changed.is_empty());
 }
 
@@ -1188,4 +1196,76 @@ fn removed_folder_is_recreated_with_the_header() {
     assert_eq!(log.header.id, recorder.session_id());
     assert_eq!(log.messages.len(), 1);
     assert_eq!(log.messages[0].content(), "after the folder was removed");
+}
+
+/// The watcher sees a session that a separate `talaria exec` process writes.
+#[test]
+fn watcher_sees_a_session_from_a_separate_exec_process_within_1s() {
+    use crate::standin::{Reply, StandIn};
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = StandIn::start_blocking();
+    server.push(Reply::openai().text("written by another process"));
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<String>)>();
+    let tx = Mutex::new(tx);
+    let _watcher = Watcher::start(dir.path(), move |ids| {
+        if let Ok(tx) = tx.lock() {
+            let _ = tx.send((Instant::now(), ids));
+        }
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_talaria"))
+        .args([
+            "exec",
+            "--json",
+            "--provider",
+            "openai",
+            "--model",
+            "standin-model",
+        ])
+        .arg("--base-url")
+        .arg(server.openai_base())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--workdir")
+        .arg(work.path())
+        .arg("hello from a terminal")
+        .output()
+        .unwrap();
+    let exited = Instant::now();
+    assert!(output.status.success(), "{output:?}");
+    let first: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let id = first["id"].as_str().unwrap().to_string();
+
+    let mut seen = None;
+    while exited.elapsed() < Duration::from_secs(3) {
+        if let Ok((at, ids)) = rx.recv_timeout(Duration::from_millis(50))
+            && ids.contains(&id)
+        {
+            seen = Some(at);
+        }
+        let index = Index::open(dir.path()).unwrap();
+        if let Some(summary) = index.find(&id).unwrap()
+            && summary.status == SessionStatus::Done
+        {
+            break;
+        }
+    }
+    let seen = seen.expect("the watcher never reported the exec session");
+    // Reported while exec ran or after it exited; either way within 1 s of its last write.
+    let lag = seen.saturating_duration_since(exited);
+    println!("exec session reported {lag:?} after the exec process exited");
+    assert!(lag < Duration::from_secs(1), "{lag:?}");
+    let index = Index::open(dir.path()).unwrap();
+    let summary = index.find(&id).unwrap().unwrap();
+    assert_eq!(summary.title, "hello from a terminal");
+    assert_eq!(summary.status, SessionStatus::Done);
 }

@@ -44,6 +44,18 @@ impl ProviderKind {
     }
 }
 
+/// The variables `Settings::apply_env` reads (besides the providers' own key variables).
+pub const ENV_VARS: &[&str] = &[
+    "TALARIA_PROVIDER",
+    "TALARIA_BASE_URL",
+    "TALARIA_MODEL",
+    "TALARIA_API_KEY",
+    "TALARIA_WORKDIR",
+    "TALARIA_TIMEOUT_S",
+    "TALARIA_STALL_TIMEOUT_S",
+    "TALARIA_CONNECT_TIMEOUT_S",
+];
+
 /// Settings as saved by the desktop app and as used by a run. Every field has a default,
 /// so a settings file from an older or newer build still loads.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -176,6 +176,8 @@ describe("Talaria window", { timeout: 240_000 }, () => {
     fs.mkdirSync(dataDir);
     fs.mkdirSync(workDir);
     fs.writeFileSync(path.join(workDir, "README.txt"), "a folder for the end-to-end tests\n");
+    // A settings file broken by hand: the app must open anyway, say so, and keep the file.
+    fs.writeFileSync(path.join(dataDir, "settings.json"), '{"settings": {"provider": "openai", "model": ');
 
     const display = await ensureDisplay();
     standinUrl = await startStandin();
@@ -248,6 +250,21 @@ describe("Talaria window", { timeout: 240_000 }, () => {
   });
 
   it(
+    "opens with a broken settings file, says what to do, and keeps the file",
+    scenario("broken-settings", async () => {
+      await waitFor("the settings warning in the error banner", async () => {
+        const banner = await session.execute(
+          "const e = document.querySelector('[data-testid=\"error-banner\"]'); return e ? e.textContent : null;",
+        );
+        return typeof banner === "string" && banner.includes("could not be used") && banner.includes("Save");
+      });
+      const kept = fs.readdirSync(dataDir).filter((name) => name.startsWith("settings.json.broken-"));
+      assert.equal(kept.length, 1, `the broken file is kept beside (found ${kept.join(", ")})`);
+      assert.match(fs.readFileSync(path.join(dataDir, kept[0]), "utf8"), /"model": $/);
+    }),
+  );
+
+  it(
     "streams a reply into the window and ends done",
     scenario("streamed-reply", async () => {
       await standin("POST", "/_standin/reset");
@@ -311,12 +328,7 @@ describe("Talaria window", { timeout: 240_000 }, () => {
 
   it(
     "lists a session written by a separate `talaria exec` process",
-    scenario("exec-session-appears", async (t) => {
-      const probe = spawnSync(APP_BIN, ["sessions", "list", "--data-dir", dataDir, "--json"], { encoding: "utf8", timeout: 30_000 });
-      if (probe.status !== 0) {
-        t.skip(`\`talaria sessions list\` is not available yet (exit ${probe.status}): ${probe.stderr.trim().slice(0, 200)}`);
-        return;
-      }
+    scenario("exec-session-appears", async () => {
       await standin("POST", "/_standin/reset");
       await push({ kind: "openai", items: [{ type: "text", text: "Written from another process." }] });
       const before = (await session.allByTestId("session-item")).length;
@@ -341,7 +353,8 @@ describe("Talaria window", { timeout: 240_000 }, () => {
       );
       const elapsed = Date.now() - finished;
       log(`session from exec appeared in the list ${elapsed} ms after exec exited`);
-      assert.ok(elapsed <= 5000, `took ${elapsed} ms; expected about 1-2 s`);
+      // The promise: a session written elsewhere shows up within 1 s.
+      assert.ok(elapsed <= 1000, `took ${elapsed} ms; the list must show it within 1 s`);
     }),
   );
 

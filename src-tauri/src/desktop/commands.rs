@@ -34,6 +34,8 @@ pub struct AppStatus {
     model: String,
     base_url: String,
     env_overrides: Vec<String>,
+    /// Set when the saved settings could not be read; says what to do.
+    settings_warning: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -50,7 +52,12 @@ pub struct SessionView {
 
 /// Saved settings with the environment laid over them: what a new turn uses.
 fn effective_settings(app: &AppHandle, state: &AppState) -> CommandResult<Settings> {
-    let mut settings = settings::load_saved(app, &state.data_dir);
+    let loaded = settings::load_saved(app, &state.data_dir);
+    if let Some(warning) = loaded.warning {
+        // Kept for app_status: the first reader moves a broken file aside, later ones see none.
+        *lock(&state.settings_warning) = Some(warning);
+    }
+    let mut settings = loaded.settings;
     settings.apply_env()?;
     Ok(settings)
 }
@@ -62,6 +69,7 @@ fn default_workdir() -> PathBuf {
 #[tauri::command]
 pub fn app_status(app: AppHandle, state: State<'_, AppState>) -> CommandResult<AppStatus> {
     let settings = effective_settings(&app, &state)?;
+    let settings_warning = lock(&state.settings_warning).clone();
     Ok(AppStatus {
         configured: settings.validate().is_ok(),
         data_dir: state.data_dir.display().to_string(),
@@ -69,6 +77,7 @@ pub fn app_status(app: AppHandle, state: State<'_, AppState>) -> CommandResult<A
         model: settings.model.clone(),
         base_url: settings.effective_base_url(),
         env_overrides: settings::env_overrides(),
+        settings_warning,
     })
 }
 
@@ -86,6 +95,7 @@ pub fn save_settings(
     settings.validate()?;
     settings.resolve_workdir(default_workdir())?;
     settings::save(&app, &state.data_dir, &settings)?;
+    *lock(&state.settings_warning) = None;
     effective_settings(&app, &state)
 }
 

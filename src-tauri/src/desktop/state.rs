@@ -63,6 +63,8 @@ pub struct AppState {
     pub sessions: Mutex<HashMap<String, Arc<SessionSlot>>>,
     /// Opened in the background at start-up; None until then (or if it failed to open).
     pub index: Arc<Mutex<Option<Index>>>,
+    /// Why the saved settings could not be used, once that was found out; cleared on save.
+    pub settings_warning: Mutex<Option<String>>,
 }
 
 impl AppState {
@@ -71,6 +73,7 @@ impl AppState {
             data_dir,
             sessions: Mutex::new(HashMap::new()),
             index: Arc::new(Mutex::new(None)),
+            settings_warning: Mutex::new(None),
         }
     }
 

@@ -67,6 +67,8 @@ export interface AppStatus {
   model: string;
   base_url: string;
   env_overrides: string[];
+  /** Set when the saved settings could not be read; says what to do. */
+  settings_warning?: string | null;
 }
 
 export interface LocalServer {
