@@ -11,7 +11,7 @@ STAMPS := .make
 
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run test demo deps ui-deps ui-build build lint ui-check rust-test e2e bench clean-stamps
+.PHONY: run test demo deps ui-deps ui-build build lint ui-check rust-test e2e clean-stamps
 
 $(STAMPS):
 	@mkdir -p $(STAMPS)
@@ -77,9 +77,6 @@ e2e: build $(STAMPS)/tauri-driver
 
 test: lint ui-check rust-test e2e
 	@echo "make test: every suite passed"
-
-bench:
-	@echo "benchmarks arrive with the benchmark issue"
 
 clean-stamps:
 	rm -rf $(STAMPS)

@@ -76,9 +76,17 @@ fn open_index_in_background(app: tauri::AppHandle) {
         }
         let _ = app.emit("sessions-changed", serde_json::json!({ "ids": [] }));
         let notify_app = app.clone();
-        let watch = history::watch_sessions(&data_dir, state.index.clone(), move |ids| {
-            let _ = notify_app.emit("sessions-changed", serde_json::json!({ "ids": ids }));
-        });
+        let progress_app = app.clone();
+        let watch = history::Watcher::start_with_progress(
+            &data_dir,
+            move |ids| {
+                let _ = notify_app.emit("sessions-changed", serde_json::json!({ "ids": ids }));
+            },
+            move |progress| {
+                let payload = serde_json::json!({ "done": progress.done, "total": progress.total });
+                let _ = progress_app.emit("index-progress", payload);
+            },
+        );
         match watch {
             // The watcher lives as long as the app.
             Ok(watcher) => std::mem::forget(watcher),

@@ -21,7 +21,7 @@ pub use reader::{SessionLog, SessionStatus, latest_todos, read_session, read_tod
 pub use record::{FORMAT_VERSION, Header, Record, TurnError, TurnStatus};
 pub use recorder::{Recorder, flush_all_blocking};
 pub use sink::{FileSink, LogFile, PartialWrite};
-pub use watcher::{Watcher, watch_sessions};
+pub use watcher::Watcher;
 
 /// `<data dir>/sessions`: where every session log lives, in `YYYY/MM/DD/` folders.
 pub fn sessions_dir(data_dir: &Path) -> PathBuf {

@@ -5,13 +5,12 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 
 use crate::history::error::HistoryError;
-use crate::history::index::{Index, walk_logs};
+use crate::history::index::{Index, Progress, walk_logs};
 use crate::history::sessions_dir;
 
 /// Quiet time after an event before the batch is processed.
@@ -40,6 +39,16 @@ impl Watcher {
         data_dir: &Path,
         on_change: impl Fn(Vec<String>) + Send + 'static,
     ) -> Result<Watcher, HistoryError> {
+        Self::start_with_progress(data_dir, on_change, |_| {})
+    }
+
+    /// Like `start`, and reports the catch-up's progress, so a front end can show how far a
+    /// rebuild has come while it lists what is indexed so far.
+    pub fn start_with_progress(
+        data_dir: &Path,
+        on_change: impl Fn(Vec<String>) + Send + 'static,
+        on_progress: impl Fn(Progress) + Send + 'static,
+    ) -> Result<Watcher, HistoryError> {
         let dir = sessions_dir(data_dir);
         std::fs::create_dir_all(&dir)
             .map_err(|e| HistoryError::io("create the sessions folder", &dir, e))?;
@@ -61,7 +70,7 @@ impl Watcher {
             })?;
         let thread = std::thread::Builder::new()
             .name("talaria-watch".into())
-            .spawn(move || follow(index, rx, on_change))
+            .spawn(move || follow(index, rx, on_change, on_progress))
             .map_err(|e| HistoryError::io("start the watcher for", &dir, e))?;
         Ok(Watcher {
             watcher: Some(watcher),
@@ -80,22 +89,13 @@ impl Drop for Watcher {
     }
 }
 
-/// The desktop's entry point: a `Watcher` for `data_dir`. The shared index is not locked by
-/// the watcher: it has its own connection, and the shared one sees its commits (SQLite WAL).
-pub fn watch_sessions(
-    data_dir: &Path,
-    _shared: Arc<Mutex<Option<Index>>>,
-    on_change: impl Fn(Vec<String>) + Send + 'static,
-) -> Result<Watcher, HistoryError> {
-    Watcher::start(data_dir, on_change)
-}
-
 fn follow(
     index: Index,
     rx: Receiver<notify::Result<notify::Event>>,
     on_change: impl Fn(Vec<String>),
+    on_progress: impl Fn(Progress),
 ) {
-    catch_up(&index, &on_change);
+    catch_up(&index, &on_change, &on_progress);
     loop {
         let first = match rx.recv() {
             Ok(event) => event,
@@ -121,7 +121,7 @@ fn follow(
             }
         }
         if rescan {
-            catch_up(&index, &on_change);
+            catch_up(&index, &on_change, &|_| {});
         } else {
             let mut changed = Vec::new();
             for path in paths {
@@ -168,8 +168,8 @@ fn refresh_path(index: &Index, path: &Path, changed: &mut Vec<String>) {
     }
 }
 
-fn catch_up(index: &Index, on_change: &impl Fn(Vec<String>)) {
-    if let Ok(stats) = index.refresh_all(&|_| {})
+fn catch_up(index: &Index, on_change: &impl Fn(Vec<String>), on_progress: &dyn Fn(Progress)) {
+    if let Ok(stats) = index.refresh_all(on_progress)
         && (!stats.changed.is_empty() || stats.removed > 0)
     {
         on_change(stats.changed);

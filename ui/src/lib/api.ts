@@ -187,6 +187,16 @@ export const searchSessions = (query: string, limit: number) =>
 export const openSession = (id: string) => call<SessionDetail>("open_session", { id });
 
 /** The backend emits `sessions-changed` when a session log appears or changes on disk. */
+export interface IndexProgress {
+  done: number;
+  total: number;
+}
+
+/** Progress of the background index catch-up at start-up (a rebuild after an upgrade or loss). */
+export function onIndexProgress(handler: (progress: IndexProgress) => void): Promise<UnlistenFn> {
+  return listen<IndexProgress>("index-progress", (event) => handler(event.payload));
+}
+
 export function onSessionsChanged(handler: (ids: string[]) => void): Promise<UnlistenFn> {
   return listen<{ ids?: string[] }>("sessions-changed", (event) => {
     handler(event.payload?.ids ?? []);
