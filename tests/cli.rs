@@ -361,3 +361,54 @@ async fn exec_without_history_reports_io_and_goes_on_in_memory() {
     assert_eq!(tokens(&out.lines), "Still answering.");
     assert_eq!(kind(out.lines.last().unwrap()), "done");
 }
+
+/// SIGKILL (no chance to flush) mid-stream: the log stays readable, the user's message is in
+/// it, and `--resume` continues the session with the crashed turn marked interrupted.
+#[tokio::test]
+async fn exec_sigkill_mid_stream_keeps_the_user_message_and_resumes() {
+    let server = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    server.push(
+        Reply::openai()
+            .text("Streaming until killed")
+            .drip(Duration::from_millis(5)),
+    );
+    let mut child = exec(&server, dir.path(), &["remember this question"])
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    read_until(&mut lines, &mut seen, "token").await;
+    // Let a batch window pass so some streamed state could have been written.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    signal(&child, libc::SIGKILL);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert_eq!(status.code(), None, "killed by a signal");
+    let id = seen[0]["id"].as_str().unwrap().to_string();
+    let path = seen[0]["path"].as_str().unwrap().to_string();
+    let log = talaria::history::read_session(Path::new(&path)).unwrap();
+    assert_eq!(log.skipped_lines, 0, "no torn line: whole lines only");
+    assert_eq!(log.messages[0].content(), "remember this question");
+    assert!(log.interrupted, "the turn never ended");
+
+    server.push(Reply::openai().text("Back again."));
+    let resumed = run(exec(&server, dir.path(), &["--resume", &id, "go on"])).await;
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let request = server.requests().last().cloned().unwrap();
+    assert_eq!(request.validation_error, None);
+    assert!(
+        request.body["messages"]
+            .to_string()
+            .contains("remember this question")
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"status\":\"interrupted\""), "{text}");
+    assert_eq!(
+        text.matches("\"type\":\"session\"").count(),
+        1,
+        "one header"
+    );
+}

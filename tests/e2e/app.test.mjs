@@ -502,4 +502,38 @@ describe("Talaria window", { timeout: 240_000 }, () => {
       assert.equal(await session.textOf("user-message"), "first line\nsecond line");
     }),
   );
+
+  // Last: it ends the app.
+  it(
+    "SIGTERM mid-reply: the app stops the turn and writes it to the log before it exits",
+    scenario("sigterm-flush", async () => {
+      await standin("POST", "/_standin/reset");
+      await push({
+        kind: "openai",
+        items: [{ type: "text", text: "Half a reply that never ends" }],
+        after: { n_events: 3, tail: { type: "stall" } },
+      });
+      await newConversation();
+      await sendPrompt("a question before the app is killed");
+      await waitFor("turn-status running and some text", async () => {
+        const text = (await session.textOf("assistant-message")) ?? "";
+        return (await status()) === "running" && text.trim().length > 0;
+      }, { timeout: 20_000 });
+      const found = spawnSync("pgrep", ["-f", `^${APP_BIN}`], { encoding: "utf8" });
+      const pids = found.stdout.split(/\s+/).filter(Boolean).map(Number);
+      assert.equal(pids.length, 1, `one app process expected, found ${JSON.stringify(pids)}`);
+      process.kill(pids[0], "SIGTERM");
+      await waitFor("the app to exit", () => !fs.existsSync(`/proc/${pids[0]}`), { timeout: 10_000, interval: 50 });
+      session = undefined; // the window is gone with it
+
+      const logs = spawnSync("grep", ["-rl", "a question before the app is killed", path.join(dataDir, "sessions")], { encoding: "utf8" });
+      const files = logs.stdout.split("\n").filter(Boolean);
+      assert.equal(files.length, 1, `one session log holds the question: ${logs.stdout}`);
+      const records = fs.readFileSync(files[0], "utf8").trim().split("\n").map((line) => JSON.parse(line));
+      const end = records.filter((r) => r.type === "turn_end").pop();
+      assert.equal(end?.status, "cancelled", `the turn is recorded as cancelled: ${JSON.stringify(records.slice(-3))}`);
+      const partial = records.find((r) => r.type === "message" && r.role === "assistant" && r.partial === true);
+      assert.ok(partial && partial.content.length > 0, "the partial reply is kept");
+    }),
+  );
 });

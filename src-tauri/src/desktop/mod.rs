@@ -14,6 +14,8 @@ use state::{AppState, lock};
 
 /// How long exit paths wait for the session logs to reach the disk.
 const EXIT_FLUSH: Duration = Duration::from_secs(3);
+/// How long exit paths wait for cancelled turns to record how they ended.
+const EXIT_STOP: Duration = Duration::from_secs(1);
 
 pub fn run() {
     history::install_panic_flush();
@@ -29,7 +31,7 @@ pub fn run() {
         })
         .on_window_event(|window, event| match event {
             WindowEvent::CloseRequested { .. } | WindowEvent::Destroyed => {
-                window.app_handle().state::<AppState>().cancel_all();
+                window.app_handle().state::<AppState>().stop_all(EXIT_STOP);
                 history::flush_all_blocking(EXIT_FLUSH);
             }
             _ => {}
@@ -55,7 +57,7 @@ pub fn run() {
     };
     app.run(|handle, event| {
         if let RunEvent::Exit = event {
-            handle.state::<AppState>().cancel_all();
+            handle.state::<AppState>().stop_all(EXIT_STOP);
             history::flush_all_blocking(EXIT_FLUSH);
         }
     });
@@ -108,7 +110,11 @@ async fn flush_on_signals(app: tauri::AppHandle) {
         _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
     }
-    app.state::<AppState>().cancel_all();
-    let _ = tokio::task::spawn_blocking(|| history::flush_all_blocking(EXIT_FLUSH)).await;
+    let stopping = app.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        stopping.state::<AppState>().stop_all(EXIT_STOP);
+        history::flush_all_blocking(EXIT_FLUSH);
+    })
+    .await;
     app.exit(130);
 }

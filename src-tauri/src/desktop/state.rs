@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tauri::ipc::Channel;
 
@@ -81,12 +82,19 @@ impl AppState {
         lock(&self.sessions).get(id).cloned()
     }
 
-    /// Cancels every running turn (window close, quit, signals).
-    pub fn cancel_all(&self) {
-        for slot in lock(&self.sessions).values() {
+    /// Cancels every running turn and waits (up to `timeout`) for them to wind down, so their
+    /// last records (partial reply, synthetic tool results, turn end) are queued before the
+    /// logs are flushed on the way out.
+    pub fn stop_all(&self, timeout: Duration) {
+        let slots: Vec<Arc<SessionSlot>> = lock(&self.sessions).values().cloned().collect();
+        for slot in &slots {
             if let Some(token) = lock(&slot.running).as_ref() {
                 token.cancel();
             }
+        }
+        let deadline = Instant::now() + timeout;
+        while slots.iter().any(|slot| lock(&slot.running).is_some()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 }
