@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential pkg-config curl file
+  build-essential pkg-config curl file procps
   libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev
   libayatana-appindicator3-dev libxdo-dev libssl-dev
   xvfb xauth webkit2gtk-driver
@@ -33,6 +33,15 @@ if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Vite 7 needs Node 20.19 or newer; Debian 12 and Ubuntu 24.04 ship Node 18.
+node_version=$(node -p 'process.versions.node' 2>/dev/null || echo 0)
+IFS=. read -r major minor _ <<<"$node_version"
+if (( major < 20 || (major == 20 && minor < 19) )); then
+  echo "install-deps: Node.js $node_version is too old for the UI build; install Node 20.19+ or 22" >&2
+  echo "  (for example with nvm: nvm install 22), then run this again." >&2
+  exit 1
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
