@@ -412,3 +412,59 @@ async fn exec_sigkill_mid_stream_keeps_the_user_message_and_resumes() {
         "one header"
     );
 }
+
+#[tokio::test]
+async fn exec_human_output_shows_tool_activity_on_stderr() {
+    let server = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "line one\nline two\n").unwrap();
+    server.push(
+        Reply::openai()
+            .text("Reading it.")
+            .tool_call("call_1", "read_file", r#"{"path":"notes.txt"}"#)
+            .tool_call("call_2", "read_file", r#"{"path":"missing.txt"}"#),
+    );
+    server.push(Reply::openai().text("The notes have two lines."));
+    let mut cmd = exec(&server, dir.path(), &["read notes"]);
+    let std_cmd = cmd.as_std_mut();
+    let args: Vec<_> = std_cmd
+        .get_args()
+        .filter(|a| *a != "--json")
+        .map(|a| a.to_owned())
+        .collect();
+    let mut plain = Command::new(BIN);
+    for (k, v) in std_cmd.get_envs() {
+        match v {
+            Some(v) => plain.env(k, v),
+            None => plain.env_remove(k),
+        };
+    }
+    plain.args(args).stdin(Stdio::null());
+    let out = tokio::time::timeout(Duration::from_secs(60), plain.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // Only the reply on stdout, each model call's text on its own line.
+    assert_eq!(stdout, "Reading it.\nThe notes have two lines.\n");
+    let notes: Vec<&str> = stderr.lines().collect();
+    assert!(
+        notes.contains(&"talaria: > read_file notes.txt"),
+        "{stderr}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|l| l.starts_with("talaria: < read_file ok") && l.contains("line one")),
+        "{stderr}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|l| l.starts_with("talaria: < read_file failed: ")),
+        "{stderr}"
+    );
+}

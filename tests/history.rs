@@ -1269,3 +1269,368 @@ fn watcher_sees_a_session_from_a_separate_exec_process_within_1s() {
     assert_eq!(summary.title, "hello from a terminal");
     assert_eq!(summary.status, SessionStatus::Done);
 }
+
+// ---- review additions: fresh machine, odd queries, scale bounds, damaged headers, watcher ----
+
+#[test]
+fn sessions_cli_on_a_fresh_machine_lists_nothing_and_creates_nothing() {
+    use talaria::cli::sessions::{SessionsCommand, run};
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("never-used");
+    for json in [true, false] {
+        assert_eq!(
+            run(SessionsCommand::List {
+                data_dir: Some(data_dir.clone()),
+                limit: None,
+                offset: 0,
+                json
+            }),
+            0
+        );
+        assert_eq!(
+            run(SessionsCommand::Search {
+                query: "anything".into(),
+                data_dir: Some(data_dir.clone()),
+                limit: 10,
+                json
+            }),
+            0
+        );
+    }
+    assert_eq!(
+        run(SessionsCommand::Show {
+            id: "0197".into(),
+            data_dir: Some(data_dir.clone()),
+            json: true,
+            markdown: false
+        }),
+        1,
+        "showing a session that does not exist is an error"
+    );
+    assert!(!data_dir.exists(), "reading must not create the data dir");
+}
+
+#[test]
+fn search_survives_very_long_and_odd_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    write_session(
+        &history::sessions_dir(dir.path()),
+        "naïve café ✓ 日本語",
+        "the of and",
+        1,
+    );
+    let index = Index::open(dir.path()).unwrap();
+    index.refresh_all(&|_| {}).unwrap();
+    let many_words = "word ".repeat(20_000);
+    let one_huge_word = "x".repeat(1_000_000);
+    let nested = "(".repeat(5_000);
+    for query in [
+        many_words.as_str(),
+        one_huge_word.as_str(),
+        nested.as_str(),
+        "***",
+        "- - -",
+        "\"\"\"\"",
+        "\0",
+        "a\0b",
+        "the",
+        "of and",
+        "🦀🦀",
+        "NEAR(a b, 2)",
+        "title:café",
+        "{title body}: x",
+        "\u{200b}",
+    ] {
+        index
+            .search(query, 10)
+            .unwrap_or_else(|e| panic!("query {:?} failed: {e}", &query[..query.len().min(40)]));
+    }
+    assert_eq!(index.search("the", 10).unwrap().len(), 1, "no stopwords");
+    assert_eq!(
+        index.search("cafe", 10).unwrap().len(),
+        1,
+        "diacritics fold"
+    );
+    assert_eq!(index.search("naïve café", 10).unwrap().len(), 1);
+}
+
+#[test]
+fn list_query_uses_the_index_on_updated() {
+    let dir = tempfile::tempdir().unwrap();
+    write_session(&history::sessions_dir(dir.path()), "one", "w", 1);
+    let index = Index::open(dir.path()).unwrap();
+    index.refresh_all(&|_| {}).unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite")).unwrap();
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT id, path, title, created, updated, status, message_count,
+             provider, model FROM sessions ORDER BY updated DESC, id DESC LIMIT 50 OFFSET 0",
+        )
+        .unwrap()
+        .query_map([], |row| row.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    println!("{plan:?}");
+    assert!(
+        plan.iter().any(|p| p.contains("sessions_by_updated")),
+        "{plan:?}"
+    );
+    assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{plan:?}");
+}
+
+#[test]
+fn a_huge_session_is_indexed_with_a_bounded_search_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let sessions = history::sessions_dir(dir.path());
+    let header = header();
+    let path = history::session_path(&sessions, header.created, &header.id);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    file.write_all(
+        Record::Session(header.clone())
+            .to_line()
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    file.write_all(user("find the zebracorn").to_line().unwrap().as_bytes())
+        .unwrap();
+    // ~40 MB of tool output and ~4 MB of assistant text.
+    let output = "toolnoise ".repeat(100_000);
+    let prose = "assistantprose ".repeat(10_000);
+    for i in 0..40 {
+        let call = format!("call_{i}");
+        file.write_all(
+            assistant_calls(
+                &prose[..prose.len() / 2],
+                vec![ToolCall {
+                    id: call.clone(),
+                    name: "terminal".into(),
+                    arguments: "{}".into(),
+                }],
+            )
+            .to_line()
+            .unwrap()
+            .as_bytes(),
+        )
+        .unwrap();
+        file.write_all(
+            tool_result(&call, "terminal", &output)
+                .to_line()
+                .unwrap()
+                .as_bytes(),
+        )
+        .unwrap();
+    }
+    file.write_all(
+        user("last words: quetzalcoatl")
+            .to_line()
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    drop(file);
+    let size = std::fs::metadata(&path).unwrap().len();
+
+    let index = Index::open(dir.path()).unwrap();
+    let t = Instant::now();
+    index.refresh_all(&|_| {}).unwrap();
+    println!("indexed a {} MB log in {:?}", size >> 20, t.elapsed());
+    assert!(size > 40 << 20);
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite")).unwrap();
+    let body: i64 = conn
+        .query_row("SELECT sum(length(body)) FROM fts", [], |r| r.get(0))
+        .unwrap();
+    println!("full-text body: {body} chars");
+    assert!(body <= 1_100_000, "{body}");
+    assert_eq!(index.search("zebracorn", 5).unwrap().len(), 1);
+    assert!(
+        index.search("toolnoise", 5).unwrap().is_empty(),
+        "tool output is not indexed"
+    );
+    let summary = index.find(&header.id).unwrap().unwrap();
+    assert_eq!(summary.message_count, 82);
+
+    // Appending more text after the cap stays bounded too (the count survives passes).
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    file.write_all(assistant(&prose).to_line().unwrap().as_bytes())
+        .unwrap();
+    drop(file);
+    index.refresh_file(&path).unwrap();
+    let body: i64 = conn
+        .query_row("SELECT sum(length(body)) FROM fts", [], |r| r.get(0))
+        .unwrap();
+    assert!(body <= 1_100_000, "{body}");
+}
+
+#[test]
+fn a_damaged_header_line_still_lists_shows_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sessions = history::sessions_dir(dir.path());
+    let (id, path) = write_session(&sessions, "header got torn", "words", 2);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let rest = text.split_once('\n').unwrap().1;
+    std::fs::write(&path, format!("{{\"type\":\"sess\u{0}\u{1}garbage\n{rest}")).unwrap();
+
+    let log = history::read_session(&path).unwrap();
+    assert_eq!(log.header.id, id);
+    assert_eq!(log.skipped_lines, 1);
+    assert_eq!(log.messages.len(), 5);
+    assert_eq!(log.title, "header got torn");
+    let created = uuid::Uuid::parse_str(&id).unwrap().get_timestamp().unwrap();
+    assert_eq!(
+        log.header.created.timestamp(),
+        i64::try_from(created.to_unix().0).unwrap(),
+        "created comes from the UUID v7 time"
+    );
+
+    let index = Index::open(dir.path()).unwrap();
+    let stats = index.refresh_all(&|_| {}).unwrap();
+    assert!(stats.broken.is_empty(), "{:?}", stats.broken);
+    let listed = index.find(&id).unwrap().expect("still listed");
+    assert_eq!(listed.title, "header got torn");
+    assert_eq!(index.search("words", 5).unwrap().len(), 1);
+
+    let errors: Arc<dyn EventSink> = Arc::new(Errors::default());
+    let recorder = Recorder::reopen(&path, errors).unwrap();
+    assert_eq!(recorder.session_id(), id);
+    recorder.append_sync(user("after the repair"));
+    drop(recorder);
+    let log = history::read_session(&path).unwrap();
+    assert_eq!(log.messages.len(), 6);
+
+    // Not a session id in the name, or nothing readable: still a broken file.
+    let other = sessions.join("2020/01/02/notes.jsonl");
+    std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+    std::fs::write(&other, format!("garbage\n{rest}")).unwrap();
+    assert!(history::read_session(&other).is_err());
+    let lone = sessions.join(format!("2020/01/02/{}.jsonl", uuid::Uuid::now_v7()));
+    std::fs::write(&lone, "garbage\n{]\n").unwrap();
+    assert!(history::read_session(&lone).is_err());
+    let stats = index.refresh_all(&|_| {}).unwrap();
+    assert_eq!(stats.broken.len(), 2, "{:?}", stats.broken);
+}
+
+#[test]
+fn a_header_of_a_newer_version_with_new_fields_is_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let sessions = history::sessions_dir(dir.path());
+    let (id, path) = write_session(&sessions, "from the future", "w", 1);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (first, rest) = text.split_once('\n').unwrap();
+    let mut head: serde_json::Value = serde_json::from_str(first).unwrap();
+    head["version"] = 7.into();
+    head["encryption"] = "none".into();
+    let future = "{\"type\":\"hologram\",\"ts\":\"2030-01-01T00:00:00Z\",\"frames\":[1,2]}";
+    std::fs::write(&path, format!("{head}\n{future}\n{rest}")).unwrap();
+    let log = history::read_session(&path).unwrap();
+    assert_eq!(log.header.id, id);
+    assert_eq!(log.header.version, 7);
+    assert_eq!(log.skipped_lines, 0);
+    assert_eq!(log.messages.len(), 3);
+    let index = Index::open(dir.path()).unwrap();
+    index.refresh_all(&|_| {}).unwrap();
+    assert!(index.find(&id).unwrap().is_some());
+}
+
+#[test]
+fn a_busy_session_costs_the_watcher_a_bounded_number_of_refreshes() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let watcher = Watcher::start(dir.path(), move |_| {
+        seen.fetch_add(1, Ordering::SeqCst);
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let errors: Arc<dyn EventSink> = Arc::new(Errors::default());
+    let recorder = Recorder::create(&history::sessions_dir(dir.path()), header(), errors).unwrap();
+    let id = recorder.session_id().to_string();
+    // 200 appends over 2 s, each written at once (the busiest a writer gets).
+    let started = Instant::now();
+    for i in 0..200 {
+        recorder.append_now(user(&format!("message {i}")));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    recorder.flush_blocking(Duration::from_secs(5)).unwrap();
+    let written = started.elapsed();
+    let index = Index::open(dir.path()).unwrap();
+    let t = Instant::now();
+    while index.find(&id).unwrap().map(|s| s.message_count) != Some(200) {
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "last appends not seen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    let refreshes = calls.load(Ordering::SeqCst);
+    println!("{refreshes} watcher refreshes for 200 appends over {written:?}");
+    // At most one per 150-400 ms window, plus the catch-up and the tail.
+    let bound = usize::try_from(written.as_millis() / 150).unwrap_or(usize::MAX) + 4;
+    assert!(refreshes <= bound, "{refreshes} > {bound}");
+    assert!(refreshes < 200 / 4);
+    drop(recorder);
+    drop(watcher);
+}
+
+#[test]
+fn removed_or_renamed_sessions_leave_the_index_via_the_watcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let sessions = history::sessions_dir(dir.path());
+    let (a, a_path) = write_session(&sessions, "to be deleted", "w", 1);
+    let (b, b_path) = write_session(&sessions, "folder moves away", "w", 1);
+    // Put b alone in a folder of its own, so moving that folder moves only b.
+    let b_dir = sessions.join("1999/12/31");
+    std::fs::create_dir_all(&b_dir).unwrap();
+    let b_moved = b_dir.join(b_path.file_name().unwrap());
+    std::fs::rename(&b_path, &b_moved).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<String>>();
+    let tx = Mutex::new(tx);
+    let watcher = Watcher::start(dir.path(), move |ids| {
+        if let Ok(tx) = tx.lock() {
+            let _ = tx.send(ids);
+        }
+    })
+    .unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    let t = Instant::now();
+    while index.count().unwrap() < 2 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "catch-up did not index"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    while rx.try_recv().is_ok() {}
+
+    std::fs::remove_file(&a_path).unwrap();
+    let t = Instant::now();
+    let mut told = false;
+    while index.find(&a).unwrap().is_some() || !told {
+        if let Ok(ids) = rx.recv_timeout(Duration::from_millis(50)) {
+            told |= ids.contains(&a);
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "deleted file still listed"
+        );
+    }
+
+    let outside = dir.path().join("archive");
+    std::fs::rename(sessions.join("1999"), &outside).unwrap();
+    let t = Instant::now();
+    while index.find(&b).unwrap().is_some() {
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "moved folder still listed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(index.count().unwrap(), 0);
+    drop(watcher);
+}

@@ -722,27 +722,29 @@ async fn bad_request_fails_fast_with_the_providers_message() {
     for kind in BOTH {
         let server = StandIn::start().await;
         server.push(reply(kind).text("never"));
-        // A tool result without its call: both validators reject it with 400.
-        let messages = vec![
-            Message::user("hi"),
-            Message::Assistant {
-                content: "sure".into(),
-                thinking: vec![],
-                tool_calls: vec![],
-                partial: false,
-            },
-            Message::Tool {
-                tool_call_id: "ghost".into(),
-                name: "read_file".into(),
-                content: "x".into(),
-                is_error: false,
-            },
-        ];
-        let (result, _) = run(&client(&settings(&server, kind)), messages).await;
+        // A tool name with a space: both validators reject it with 400.
+        let c = client(&settings(&server, kind));
+        let messages = hello();
+        let tools = vec![ToolSpec {
+            name: "read file".into(),
+            description: "bad name".into(),
+            parameters: json!({"type": "object"}),
+        }];
+        let req = ModelRequest {
+            model: "standin-model",
+            system: "",
+            messages: &messages,
+            tools: &tools,
+            max_tokens: 100,
+        };
+        let mut deltas = Vec::new();
+        let result = c
+            .complete(&req, &mut |d| deltas.push(d), &CancellationToken::new())
+            .await;
         let (err_kind, message, _) = failed(result);
         println!("{kind:?}: {message}");
         assert_eq!(err_kind, ErrorKind::Http);
-        assert!(message.contains("400"));
+        assert!(message.contains("400") && message.contains("Settings"));
         let validation = server.requests()[0]
             .validation_error
             .clone()
@@ -751,6 +753,7 @@ async fn bad_request_fails_fast_with_the_providers_message() {
             !validation.is_empty() && message.contains(&validation),
             "{message} / {validation}"
         );
+        assert!(retries(&deltas).is_empty());
         settle().await;
         assert_eq!(server.requests().len(), 1);
     }
@@ -1094,4 +1097,437 @@ async fn finished_but_never_closed_counts_as_complete() {
     let completion = ok(run(&client(&s), hello()).await.0);
     assert_eq!(assistant(&completion).0, "All done");
     assert_eq!(completion.stop_reason.as_deref(), Some("stop"));
+}
+
+// ---- real OpenAI-compatible servers that differ from OpenAI (Ollama, llama.cpp, vLLM, LM Studio) ----
+
+/// One `data:` line of a chat.completion.chunk with this delta and finish reason.
+fn chunk(delta: serde_json::Value, finish: Option<&str>) -> String {
+    let value = json!({"id": "chatcmpl-q", "object": "chat.completion.chunk", "model": "m",
+                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+    format!("data: {value}\n\n")
+}
+
+fn tool_results(calls: &[ToolCall]) -> Vec<Message> {
+    calls
+        .iter()
+        .map(|c| Message::Tool {
+            tool_call_id: c.id.clone(),
+            name: c.name.clone(),
+            content: "ok".into(),
+            is_error: false,
+        })
+        .collect()
+}
+
+/// Runs `body` as the raw stream, then a follow-up request with a result for every call; the
+/// follow-up must pass the stand-in's pairing validator. Returns the calls.
+async fn quirk_calls(body: &str) -> Vec<ToolCall> {
+    let server = StandIn::start().await;
+    server.push(Reply::raw(body));
+    server.push(Reply::openai().text("fine"));
+    let c = client(&settings(&server, ProviderKind::Openai));
+    let completion = ok(run(&c, hello()).await.0);
+    let calls = assistant(&completion).2.to_vec();
+    let mut next = hello();
+    next.push(completion.message.clone());
+    next.extend(tool_results(&calls));
+    let (result, _) = run(&c, next).await;
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1].validation_error, None, "follow-up rejected");
+    assert_eq!(assistant(&ok(result)).0, "fine");
+    calls
+}
+
+fn triples(calls: &[ToolCall]) -> Vec<(&str, &str)> {
+    calls
+        .iter()
+        .map(|c| (c.name.as_str(), c.arguments.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn whole_calls_without_index_each_in_one_chunk() {
+    // Ollama: each call whole in its own chunk, an id but no index, finish_reason "stop"
+    // although tools were called, no usage chunk, no [DONE]: the connection just closes.
+    let body = [
+        chunk(
+            json!({"role": "assistant", "content": "",
+                   "tool_calls": [{"id": "call_o1", "function": {"name": "read_file", "arguments": "{\"path\":\"a.txt\"}"}}]}),
+            None,
+        ),
+        chunk(
+            json!({"tool_calls": [{"id": "call_o2", "function": {"name": "read_file", "arguments": "{\"path\":\"b.txt\"}"}}]}),
+            None,
+        ),
+        chunk(json!({}), Some("stop")),
+    ]
+    .concat();
+    let calls = quirk_calls(&body).await;
+    let ids: Vec<&str> = calls.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["call_o1", "call_o2"]);
+    assert_eq!(
+        triples(&calls),
+        [
+            ("read_file", r#"{"path":"a.txt"}"#),
+            ("read_file", r#"{"path":"b.txt"}"#)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn calls_without_index_or_id_get_unique_ids() {
+    // llama.cpp / vLLM builds that send neither index nor id; two calls, two chunks, and a
+    // third pair in a single delta array.
+    let body = [
+        chunk(
+            json!({"tool_calls": [{"function": {"name": "read_file", "arguments": "{\"path\":\"a\"}"}}]}),
+            None,
+        ),
+        chunk(
+            json!({"tool_calls": [{"id": "", "function": {"name": "todo", "arguments": "{}"}}]}),
+            None,
+        ),
+        chunk(
+            json!({"tool_calls": [
+                {"function": {"name": "read_file", "arguments": "{\"path\":\"c\"}"}},
+                {"function": {"name": "read_file", "arguments": "{\"path\":\"d\"}"}}
+            ]}),
+            Some("tool_calls"),
+        ),
+        "data: [DONE]\n\n".to_string(),
+    ]
+    .concat();
+    let calls = quirk_calls(&body).await;
+    assert_eq!(
+        triples(&calls),
+        [
+            ("read_file", r#"{"path":"a"}"#),
+            ("todo", "{}"),
+            ("read_file", r#"{"path":"c"}"#),
+            ("read_file", r#"{"path":"d"}"#)
+        ]
+    );
+    let mut ids: Vec<&str> = calls.iter().map(|c| c.id.as_str()).collect();
+    assert!(ids.iter().all(|id| id.starts_with("call_")), "{ids:?}");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "ids must be unique");
+}
+
+#[tokio::test]
+async fn fragments_without_index_continue_the_last_call() {
+    // The first fragment carries id and name; the argument pieces carry neither id nor index.
+    let body = [
+        chunk(json!({"content": "Reading."}), None),
+        chunk(
+            json!({"tool_calls": [{"id": "call_f", "type": "function", "function": {"name": "read_file", "arguments": ""}}]}),
+            None,
+        ),
+        chunk(
+            json!({"tool_calls": [{"function": {"arguments": "{\"pa"}}]}),
+            None,
+        ),
+        chunk(
+            json!({"tool_calls": [{"function": {"arguments": "th\":\"x.txt\"}"}}]}),
+            None,
+        ),
+        chunk(
+            json!({"tool_calls": [{"id": "call_g", "function": {"name": "todo", "arguments": "{}"}}]}),
+            None,
+        ),
+        chunk(json!({}), Some("tool_calls")),
+        "data: [DONE]\n\n".to_string(),
+    ]
+    .concat();
+    let calls = quirk_calls(&body).await;
+    let got: Vec<(&str, &str, &str)> = calls
+        .iter()
+        .map(|c| (c.id.as_str(), c.name.as_str(), c.arguments.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("call_f", "read_file", r#"{"path":"x.txt"}"#),
+            ("call_g", "todo", "{}")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn arguments_sent_as_an_object() {
+    let body = [
+        chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_j", "type": "function",
+                   "function": {"name": "read_file", "arguments": {"path": "a.txt", "limit": 5}}}]}),
+            Some("tool_calls"),
+        ),
+        "data: [DONE]\n\n".to_string(),
+    ]
+    .concat();
+    let calls = quirk_calls(&body).await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].id, "call_j");
+    assert_eq!(
+        calls[0].arguments_value(),
+        json!({"path": "a.txt", "limit": 5})
+    );
+}
+
+#[tokio::test]
+async fn repeated_ids_across_indexes_are_made_unique() {
+    // Some servers give every call of a reply the same id; pairing needs distinct ones.
+    let body = [
+        chunk(
+            json!({"tool_calls": [
+                {"index": 0, "id": "call_same", "function": {"name": "read_file", "arguments": "{\"path\":\"a\"}"}},
+                {"index": 1, "id": "call_same", "function": {"name": "read_file", "arguments": "{\"path\":\"b\"}"}}
+            ]}),
+            Some("tool_calls"),
+        ),
+        "data: [DONE]\n\n".to_string(),
+    ]
+    .concat();
+    let calls = quirk_calls(&body).await;
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].id, "call_same");
+    assert_ne!(calls[1].id, "call_same");
+}
+
+#[tokio::test]
+async fn comments_and_data_without_a_space() {
+    // LM Studio's `: ping` comments, `data:` with no space, CRLF line ends, a text-only reply
+    // that ends with finish_reason and a close (no usage, no [DONE]).
+    let body = concat!(
+        ": ping - 2025-01-01 00:00:00\r\n\r\n",
+        "data:{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"},\"finish_reason\":null}]}\r\n\r\n",
+        ": ping\r\n\r\n",
+        "data:{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":null}]}\r\n\r\n",
+        "data:{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\r\n\r\n",
+    );
+    let server = StandIn::start().await;
+    server.push(Reply::raw(body));
+    let (result, deltas) = run(&client(&settings(&server, ProviderKind::Openai)), hello()).await;
+    let completion = ok(result);
+    assert_eq!(assistant(&completion).0, "Hello");
+    assert_eq!(text_of(&deltas), "Hello");
+    assert_eq!(completion.usage, None);
+    assert_eq!(completion.stop_reason.as_deref(), Some("stop"));
+}
+
+#[tokio::test]
+async fn not_found_hints_at_the_base_url() {
+    let server = StandIn::start().await;
+    // Ollama's native API path instead of its /v1: /api/chat/completions does not exist.
+    let mut s = settings(&server, ProviderKind::Openai);
+    s.base_url = format!("{}/api", server.url());
+    s.api_key = KEY.into();
+    let (result, deltas) = run(&client(&s), hello()).await;
+    let (kind, message, _) = failed(result);
+    println!("{message}");
+    assert_eq!(kind, ErrorKind::Http);
+    assert!(
+        message.contains("404") && message.contains("/v1"),
+        "{message}"
+    );
+    assert!(!message.contains(KEY));
+    assert!(retries(&deltas).is_empty());
+
+    // Anthropic with /v1 on the host: /v1/v1/messages.
+    let mut s = settings(&server, ProviderKind::Anthropic);
+    s.base_url = format!("{}/v1", server.anthropic_base());
+    let (result, _) = run(&client(&s), hello()).await;
+    let (kind, message, _) = failed(result);
+    println!("{message}");
+    assert_eq!(kind, ErrorKind::Http);
+    assert!(
+        message.contains("404") && message.contains("without /v1"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn html_page_instead_of_a_stream_is_not_retried() {
+    // A base URL that points at a web UI answering 200 with a page.
+    let server = StandIn::start().await;
+    server.push(Reply::raw(
+        "<!doctype html><html><body>Open WebUI</body></html>",
+    ));
+    server.push(Reply::openai().text("must not be requested"));
+    let (result, _) = run(&client(&settings(&server, ProviderKind::Openai)), hello()).await;
+    let (kind, message, _) = failed(result);
+    println!("{message}");
+    // The stand-in labels raw bodies as event streams: the body itself shows it is not one.
+    assert_eq!(kind, ErrorKind::Protocol);
+    assert!(
+        message.contains("web page") && message.contains("/v1"),
+        "{message}"
+    );
+    settle().await;
+    assert_eq!(server.requests().len(), 1, "not retried");
+}
+
+// ---- Anthropic: histories left by cancels, crashes and provider switches ----
+
+fn signed(text: &str) -> Thinking {
+    Thinking {
+        text: text.into(),
+        signature: Some("sig-1".into()),
+        redacted: None,
+    }
+}
+
+fn call(id: &str) -> ToolCall {
+    ToolCall {
+        id: id.into(),
+        name: "read_file".into(),
+        arguments: r#"{"path":"a.txt"}"#.into(),
+    }
+}
+
+fn tool(id: &str, content: &str) -> Message {
+    Message::Tool {
+        tool_call_id: id.into(),
+        name: "read_file".into(),
+        content: content.into(),
+        is_error: false,
+    }
+}
+
+fn said(content: &str, thinking: Vec<Thinking>, calls: Vec<ToolCall>, partial: bool) -> Message {
+    Message::Assistant {
+        content: content.into(),
+        thinking,
+        tool_calls: calls,
+        partial,
+    }
+}
+
+/// Histories that the neutral log can hold and both wire formats must turn into valid requests.
+fn awkward_histories() -> Vec<(&'static str, Vec<Message>)> {
+    vec![
+        (
+            "cancelled with thinking but no text",
+            vec![
+                Message::user("a"),
+                said("", vec![signed("hmm")], vec![], true),
+                Message::user("b"),
+            ],
+        ),
+        (
+            "empty content and tool calls",
+            vec![
+                Message::user("a"),
+                said("", vec![], vec![call("toolu_1"), call("toolu_2")], false),
+                tool("toolu_1", "one"),
+                tool("toolu_2", ""),
+                Message::user("b"),
+            ],
+        ),
+        (
+            "consecutive user messages",
+            vec![Message::user("a"), Message::user("b"), Message::user("c")],
+        ),
+        (
+            "starts with tool results",
+            vec![tool("toolu_9", "stale"), Message::user("a")],
+        ),
+        (
+            "starts with an assistant that called a tool",
+            vec![
+                said("hi", vec![], vec![call("toolu_8")], false),
+                tool("toolu_8", "x"),
+                Message::user("a"),
+            ],
+        ),
+        (
+            "a call never answered, then the user",
+            vec![
+                Message::user("a"),
+                said("let me", vec![], vec![call("toolu_3")], false),
+                Message::user("b"),
+                tool("toolu_3", "late"),
+            ],
+        ),
+        (
+            "whitespace text and ids from another server",
+            vec![
+                Message::user("a"),
+                said(
+                    "  ",
+                    vec![],
+                    vec![call("functions.read_file:0"), call("call 1")],
+                    false,
+                ),
+                tool("functions.read_file:0", "x"),
+                tool("call 1", "y"),
+                Message::user("b"),
+            ],
+        ),
+        (
+            "user text between results",
+            vec![
+                Message::user("a"),
+                said("", vec![], vec![call("toolu_4"), call("toolu_5")], false),
+                tool("toolu_4", "x"),
+                Message::user("stop that"),
+                tool("toolu_5", "y"),
+            ],
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn awkward_histories_are_valid_requests() {
+    for kind in BOTH {
+        let server = StandIn::start().await;
+        let histories = awkward_histories();
+        for _ in &histories {
+            server.push(reply(kind).text("ok"));
+        }
+        let c = client(&settings(&server, kind));
+        for (n, (name, history)) in histories.into_iter().enumerate() {
+            let (result, _) = run(&c, history).await;
+            let request = &server.requests()[n];
+            assert_eq!(
+                request.validation_error, None,
+                "{kind:?} {name}: {}",
+                request.body["messages"]
+            );
+            assert_eq!(assistant(&ok(result)).0, "ok", "{kind:?} {name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn anthropic_merges_users_and_keeps_results_first() {
+    let server = StandIn::start().await;
+    server.push(Reply::anthropic().text("ok"));
+    let history = vec![
+        Message::user("a"),
+        said("", vec![signed("hmm")], vec![], true),
+        Message::user("b"),
+        said("", vec![signed("t")], vec![call("functions.x:0")], false),
+        tool("functions.x:0", ""),
+        Message::user("c"),
+    ];
+    ok(run(
+        &client(&settings(&server, ProviderKind::Anthropic)),
+        history,
+    )
+    .await
+    .0);
+    let body = &server.requests()[0].body;
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let roles: Vec<&str> = messages.iter().filter_map(|m| m["role"].as_str()).collect();
+    assert_eq!(roles, ["user", "assistant", "user"]);
+    assert_eq!(messages[0]["content"][0]["text"], "a");
+    assert_eq!(messages[0]["content"][1]["text"], "b");
+    // Thinking kept with its signature before the call; the id made valid on both sides.
+    assert_eq!(messages[1]["content"][0]["type"], "thinking");
+    assert_eq!(messages[1]["content"][1]["id"], "functions_x_0");
+    assert_eq!(messages[2]["content"][0]["type"], "tool_result");
+    assert_eq!(messages[2]["content"][0]["tool_use_id"], "functions_x_0");
+    assert_eq!(messages[2]["content"][1]["text"], "c");
 }

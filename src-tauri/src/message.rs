@@ -31,6 +31,9 @@ impl ToolCall {
     }
 }
 
+/// The result text of a tool call that was stopped, or never ran, because the user cancelled.
+pub const CANCELLED_BY_USER: &str = "cancelled by the user";
+
 fn is_false(value: &bool) -> bool {
     !*value
 }

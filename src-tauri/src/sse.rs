@@ -43,6 +43,8 @@ pub struct SseParser {
     last_id: Option<String>,
     /// Reconnection time from a `retry:` field (kept for completeness; we never reconnect).
     retry_ms: Option<u64>,
+    /// A known field (`data`, `event`, `id`, `retry`) or a comment was seen.
+    saw_field: bool,
 }
 
 impl SseParser {
@@ -53,6 +55,12 @@ impl SseParser {
     /// The last `retry:` value, in milliseconds.
     pub fn retry_ms(&self) -> Option<u64> {
         self.retry_ms
+    }
+
+    /// Whether any line so far was an SSE line (a field other than an unknown one, or a comment
+    /// or a blank line ending a frame) — false for a body that is not an event stream at all.
+    pub fn has_fields(&self) -> bool {
+        self.saw_field
     }
 
     /// Parses one chunk; returns the events and comments whose lines completed in it.
@@ -135,6 +143,7 @@ impl SseParser {
         }
         let line = String::from_utf8_lossy(raw);
         if let Some(comment) = line.strip_prefix(':') {
+            self.saw_field = true;
             out.push(SseItem::Comment(comment.to_string()));
             return;
         }
@@ -142,6 +151,9 @@ impl SseParser {
             Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
             None => (line.as_ref(), ""),
         };
+        if matches!(field, "event" | "data" | "id" | "retry") {
+            self.saw_field = true;
+        }
         match field {
             "event" => self.event_type = value.to_string(),
             "data" => {
@@ -222,6 +234,18 @@ mod tests {
         items.extend(p.feed(b""));
         items.extend(p.feed(b"\ndata: x\r\n\r\n"));
         assert_eq!(events(&items), vec![("start".into(), "x".into())]);
+    }
+
+    #[test]
+    fn a_web_page_has_no_fields() {
+        let mut p = SseParser::new();
+        assert!(p.feed(b"<!doctype html>\n<html>\n").is_empty());
+        assert!(!p.has_fields());
+        let mut p = SseParser::new();
+        p.feed(b"dat");
+        assert!(!p.has_fields());
+        p.feed(b"a:{}\n");
+        assert!(p.has_fields());
     }
 
     #[test]

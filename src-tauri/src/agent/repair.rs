@@ -4,7 +4,7 @@
 use crate::message::Message;
 
 /// The synthetic result of a tool call that never finished.
-pub const CANCELLED_RESULT: &str = "cancelled by the user";
+pub use crate::message::CANCELLED_BY_USER as CANCELLED_RESULT;
 
 /// Repairs `messages` in place and returns the synthetic results appended at the very end (the
 /// ones a recorder can append to the log; earlier fixes only exist in memory, and are redone on

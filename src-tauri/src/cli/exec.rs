@@ -476,27 +476,13 @@ impl Human {
             Event::TurnStarted { .. } => {}
             Event::ToolCall {
                 name, arguments, ..
-            } => {
-                let args = match arguments {
-                    serde_json::Value::String(raw) => raw.clone(),
-                    other => other.to_string(),
-                };
-                self.note(&format!("> {name} {}", clip(&args, 300)));
-            }
+            } => self.note(&format!("> {name} {}", call_summary(arguments))),
             Event::ToolResult {
                 name,
                 content,
                 is_error,
                 ..
-            } => {
-                let status = if *is_error { "error" } else { "ok" };
-                let lines = content.lines().count();
-                let first = content.lines().next().unwrap_or("");
-                self.note(&format!(
-                    "< {name} {status}: {} ({lines} lines)",
-                    clip(first, 200)
-                ));
-            }
+            } => self.note(&result_summary(name, content, *is_error)),
             Event::Todo { todos } => {
                 let mut text = String::from("todo:");
                 for item in todos {
@@ -563,6 +549,49 @@ impl Human {
             self.open_line = false;
         }
     }
+}
+
+/// A tool call on one line: the argument a person looks for first (the command, the path,
+/// the pattern), else the arguments as compact JSON.
+fn call_summary(arguments: &serde_json::Value) -> String {
+    let text = |key: &str| arguments.get(key).and_then(serde_json::Value::as_str);
+    let summary = if let Some(command) = text("command") {
+        format!("$ {}", one_line(command))
+    } else if let Some(pattern) = text("pattern") {
+        match text("path") {
+            Some(path) => format!("/{pattern}/ in {path}"),
+            None => format!("/{pattern}/"),
+        }
+    } else if let Some(path) = text("path") {
+        path.to_string()
+    } else if let Some(todos) = arguments.get("todos").and_then(|t| t.as_array()) {
+        format!("{} item(s)", todos.len())
+    } else {
+        match arguments {
+            serde_json::Value::String(raw) => one_line(raw),
+            serde_json::Value::Object(map) if map.is_empty() => String::new(),
+            other => other.to_string(),
+        }
+    };
+    clip(&summary, 200)
+}
+
+/// A tool result on one line: ok and its size, or the error's first line.
+fn result_summary(name: &str, content: &str, is_error: bool) -> String {
+    let lines = content.lines().count();
+    let first = content.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if is_error {
+        format!("< {name} failed: {}", clip(first.trim(), 200))
+    } else if lines <= 1 {
+        format!("< {name} ok: {}", clip(first.trim(), 200))
+    } else {
+        format!("< {name} ok ({lines} lines): {}", clip(first.trim(), 160))
+    }
+}
+
+/// Newlines and runs of spaces folded, so a multi-line command stays on one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn clip(text: &str, max_chars: usize) -> String {
@@ -662,6 +691,24 @@ mod tests {
             find_session(dir.path(), "zz"),
             Err(HistoryError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn tool_lines_are_short_and_readable() {
+        let call = serde_json::json!({"command": "ls -la\n  | head", "timeout": 5});
+        assert_eq!(call_summary(&call), "$ ls -la | head");
+        let call = serde_json::json!({"pattern": "fn main", "path": "src"});
+        assert_eq!(call_summary(&call), "/fn main/ in src");
+        assert_eq!(call_summary(&serde_json::json!({"path": "a.txt"})), "a.txt");
+        assert_eq!(call_summary(&serde_json::json!({})), "");
+        assert_eq!(
+            result_summary("terminal", "\nfirst\nsecond\n", false),
+            "< terminal ok (3 lines): first"
+        );
+        assert_eq!(
+            result_summary("read_file", "no such file: a.txt", true),
+            "< read_file failed: no such file: a.txt"
+        );
     }
 
     #[test]

@@ -94,8 +94,10 @@ fn execute(command: SessionsCommand) -> Result<(), HistoryError> {
             offset,
             json,
         } => {
-            let index = open_index(data_dir)?;
-            let sessions = index.list(limit.unwrap_or(usize::MAX >> 1), offset)?;
+            let sessions = match open_index(data_dir)? {
+                Some(index) => index.list(limit.unwrap_or(usize::MAX >> 1), offset)?,
+                None => Vec::new(),
+            };
             if json {
                 let rows: Vec<serde_json::Value> = sessions
                     .iter()
@@ -110,7 +112,8 @@ fn execute(command: SessionsCommand) -> Result<(), HistoryError> {
                     .collect();
                 print_json(&mut out, &serde_json::Value::Array(rows));
             } else if sessions.is_empty() {
-                let _ = writeln!(out, "no sessions yet");
+                // stdout stays empty (scripts read it); the hint is for people.
+                eprintln!("talaria: no sessions yet");
             } else {
                 for s in &sessions {
                     let _ = writeln!(
@@ -158,8 +161,10 @@ fn execute(command: SessionsCommand) -> Result<(), HistoryError> {
             limit,
             json,
         } => {
-            let index = open_index(data_dir)?;
-            let hits = index.search(&query, limit)?;
+            let hits = match open_index(data_dir)? {
+                Some(index) => index.search(&query, limit)?,
+                None => Vec::new(),
+            };
             if json {
                 let rows: Vec<serde_json::Value> = hits
                     .iter()
@@ -167,7 +172,7 @@ fn execute(command: SessionsCommand) -> Result<(), HistoryError> {
                     .collect();
                 print_json(&mut out, &serde_json::Value::Array(rows));
             } else if hits.is_empty() {
-                let _ = writeln!(out, "no session matches {query:?}");
+                eprintln!("talaria: no session matches {query:?}");
             } else {
                 for h in &hits {
                     let _ = writeln!(out, "{}  {}", h.id, title_or_untitled(&h.title));
@@ -197,15 +202,19 @@ fn print_json(out: &mut impl Write, value: &serde_json::Value) {
 }
 
 /// The index of the data dir, brought up to date; logs it cannot read are reported on
-/// stderr and left out.
-fn open_index(data_dir: Option<PathBuf>) -> Result<Index, HistoryError> {
+/// stderr and left out. None when there is no sessions folder yet (a fresh machine): there
+/// is nothing to list, and reading must not create folders or an index.
+fn open_index(data_dir: Option<PathBuf>) -> Result<Option<Index>, HistoryError> {
     let data_dir = data_dir.unwrap_or_else(crate::config::data_dir);
+    if !history::sessions_dir(&data_dir).is_dir() {
+        return Ok(None);
+    }
     let index = Index::open(&data_dir)?;
     index.refresh_all(&|_| {})?;
     for (path, reason) in index.broken()? {
         eprintln!("talaria: skipped {}: {reason}", path.display());
     }
-    Ok(index)
+    Ok(Some(index))
 }
 
 fn show(
@@ -214,10 +223,11 @@ fn show(
     id: &str,
     format: ShowFormat,
 ) -> Result<(), HistoryError> {
-    let index = open_index(data_dir)?;
-    let summary = index
-        .find(id)?
-        .ok_or_else(|| HistoryError::NotFound(id.to_string()))?;
+    let summary = match open_index(data_dir)? {
+        Some(index) => index.find(id)?,
+        None => None,
+    }
+    .ok_or_else(|| HistoryError::NotFound(id.to_string()))?;
     let log = history::read_session(Path::new(&summary.path))?;
     if log.skipped_lines > 0 {
         eprintln!(

@@ -143,12 +143,26 @@ pub fn walk_logs(dir: &Path) -> Vec<(PathBuf, u64, i64)> {
     found
 }
 
+/// At most this many words of a query are used (a pasted page must not become a huge query).
+const QUERY_WORDS: usize = 32;
+/// Longest word of a query, in characters.
+const QUERY_WORD_CHARS: usize = 100;
+/// Bytes read from a log at a time while indexing it (a large log is never held whole).
+const READ_CHUNK: usize = 1024 * 1024;
+
 /// Turns what the user typed into an FTS5 query that cannot be a syntax error: every word is
 /// a quoted string (inner quotes doubled), all words must match, the last one as a prefix.
+/// Very long input is cut to its first words. Control characters separate words (FTS5 reads
+/// a NUL as the end of the query, which made it an unterminated string).
 pub fn fts_query(input: &str) -> Option<String> {
     let words: Vec<String> = input
-        .split_whitespace()
-        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .take(QUERY_WORDS)
+        .map(|w| {
+            let w: String = w.chars().take(QUERY_WORD_CHARS).collect();
+            format!("\"{}\"", w.replace('"', "\"\""))
+        })
         .collect();
     let (last, rest) = words.split_last()?;
     let mut query = rest.join(" ");
@@ -436,7 +450,7 @@ impl Index {
 
     /// Brings one file's row up to date, reading only the bytes appended since the last look
     /// (the whole file if it shrank or is new). A removed file leaves the index. Returns the
-    /// session id when its row changed.
+    /// session id when its row changed (or was removed).
     pub fn refresh_file(&self, path: &Path) -> Result<Option<String>, HistoryError> {
         let tx = self.begin()?;
         let changed = self.refresh_in(&tx, path, None)?;
@@ -523,25 +537,58 @@ impl Index {
             .map_err(|e| self.err(e))
     }
 
-    /// Drops a file (and its session) from the index.
-    fn forget(&self, tx: &Transaction<'_>, path: &str) -> Result<(), HistoryError> {
+    /// Drops a file (and its session) from the index; returns the session's id.
+    fn forget(&self, tx: &Transaction<'_>, path: &str) -> Result<Option<String>, HistoryError> {
         let id: Option<Option<String>> = tx
             .query_row("SELECT id FROM files WHERE path = ?1", [path], |row| {
                 row.get(0)
             })
             .optional()
             .map_err(|e| self.err(e))?;
-        if let Some(Some(id)) = id {
-            self.drop_text(tx, &id)?;
+        let id = id.flatten();
+        if let Some(id) = &id {
+            self.drop_text(tx, id)?;
             tx.execute(
                 "DELETE FROM sessions WHERE id = ?1 AND path = ?2",
-                [&id, path],
+                [id, path],
             )
             .map_err(|e| self.err(e))?;
         }
         tx.execute("DELETE FROM files WHERE path = ?1", [path])
             .map_err(|e| self.err(e))?;
-        Ok(())
+        Ok(id)
+    }
+
+    /// Drops every indexed log under `dir` that no longer exists (a folder was removed or
+    /// renamed away). Returns the ids of the sessions that left the index.
+    pub fn forget_missing_under(&self, dir: &Path) -> Result<Vec<String>, HistoryError> {
+        let mut prefix = dir.to_string_lossy().into_owned();
+        if !prefix.ends_with(std::path::MAIN_SEPARATOR) {
+            prefix.push(std::path::MAIN_SEPARATOR);
+        }
+        let paths: Vec<String> = {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT path FROM files WHERE substr(path, 1, length(?1)) = ?1")
+                .map_err(|e| self.err(e))?;
+            let rows = stmt
+                .query_map([&prefix], |row| row.get(0))
+                .map_err(|e| self.err(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
+        };
+        let gone: Vec<&String> = paths.iter().filter(|p| !Path::new(p).exists()).collect();
+        let mut ids = Vec::new();
+        if gone.is_empty() {
+            return Ok(ids);
+        }
+        let tx = self.begin()?;
+        for path in gone {
+            if let Some(id) = self.forget(&tx, path)? {
+                ids.push(id);
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(ids)
     }
 
     fn drop_text(&self, tx: &Transaction<'_>, id: &str) -> Result<(), HistoryError> {
@@ -568,10 +615,7 @@ impl Index {
             Some(meta) => meta,
             None => match file_meta(path) {
                 Ok(meta) => meta,
-                Err(_) => {
-                    self.forget(tx, &key)?;
-                    return Ok(Ok(None));
-                }
+                Err(_) => return Ok(Ok(self.forget(tx, &key)?)),
             },
         };
         let known: Option<(i64, i64, Option<String>)> = tx
@@ -607,23 +651,32 @@ impl Index {
         let mut state = state.unwrap_or_default();
         state.collect_body = true;
         let title_before = state.title.clone();
-        let bytes = match read_from(path, state.offset) {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                let reason = format!("cannot read it: {error}");
-                self.mark_broken(tx, &key, size, mtime, &reason)?;
-                return Ok(Err(reason));
-            }
-        };
-        let base = state.offset;
         let mut first_is_header = !fresh;
         let mut seen_first = !fresh;
-        state.feed_bytes(&bytes, base, false, |record| {
+        let mut first_ts = None;
+        let fed = feed_from(path, &mut state, |record| {
             if !seen_first {
                 seen_first = true;
                 first_is_header = matches!(record, crate::history::Record::Session(_));
+                first_ts = Some(record.ts());
             }
         });
+        if let Err(error) = fed {
+            let reason = format!("cannot read it: {error}");
+            self.mark_broken(tx, &key, size, mtime, &reason)?;
+            return Ok(Err(reason));
+        }
+        let recovered = match (&state.header, first_is_header, seen_first) {
+            // Line 1 is damaged but records follow: list it under the id in its name.
+            (Some(_), false, true) | (None, _, true) => {
+                crate::history::reader::recovered_header(path, first_ts)
+            }
+            (Some(_), true, _) | (_, _, false) => None,
+        };
+        if let Some(header) = recovered {
+            state.header = Some(header);
+            first_is_header = true;
+        }
         let header = match (&state.header, first_is_header) {
             (Some(header), true) => header.clone(),
             (Some(_), false) | (None, _) => {
@@ -734,13 +787,35 @@ fn summary_row(row: &rusqlite::Row<'_>) -> Result<SessionSummary, rusqlite::Erro
     })
 }
 
-/// The bytes of `path` from `offset` to its current end.
-fn read_from(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
+/// Feeds `state` the complete lines of `path` from `state.offset` to the current end, a
+/// chunk at a time: memory stays at about one chunk plus the longest line, however big the
+/// log is. A last line without its newline is left for the next look.
+fn feed_from(
+    path: &Path,
+    state: &mut ScanState,
+    mut keep: impl FnMut(crate::history::Record),
+) -> std::io::Result<()> {
     let mut file = File::open(path)?;
-    file.seek(SeekFrom::Start(offset))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
+    file.seek(SeekFrom::Start(state.offset))?;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; READ_CHUNK];
+    loop {
+        let n = match file.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        // Only look for lines once the new bytes complete one.
+        if !chunk[..n].contains(&b'\n') {
+            continue;
+        }
+        let base = state.offset;
+        state.feed_bytes(&buf, base, false, &mut keep);
+        let consumed = usize::try_from(state.offset - base).unwrap_or(buf.len());
+        buf.drain(..consumed.min(buf.len()));
+    }
 }
 
 /// Opens the index of `data_dir` on a thread of its own and brings it up to date, reporting

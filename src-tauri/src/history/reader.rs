@@ -82,10 +82,12 @@ pub fn read_session(path: &Path) -> Result<SessionLog, HistoryError> {
     let mut messages = Vec::new();
     let mut first = true;
     let mut bad_header = false;
+    let mut first_ts = None;
     scan.feed_bytes(&bytes, 0, true, |record| {
         if first {
             first = false;
             bad_header = !matches!(record, Record::Session(_));
+            first_ts = Some(record.ts());
         }
         if let Record::Message { message, .. } = record {
             messages.push(message);
@@ -94,10 +96,19 @@ pub fn read_session(path: &Path) -> Result<SessionLog, HistoryError> {
     let header = match (&scan.header, bad_header) {
         (Some(header), false) => header.clone(),
         (Some(_), true) | (None, _) => {
-            return Err(HistoryError::NotASession {
-                path: path.to_path_buf(),
-                reason: "it has no session header on its first line".into(),
-            });
+            // A damaged line 1 with readable records after it: keep the conversation.
+            match (first, recovered_header(path, first_ts)) {
+                (false, Some(header)) => {
+                    scan.header = Some(header.clone());
+                    header
+                }
+                (true, _) | (false, None) => {
+                    return Err(HistoryError::NotASession {
+                        path: path.to_path_buf(),
+                        reason: "it has no session header on its first line".into(),
+                    });
+                }
+            }
         }
     };
     Ok(SessionLog {
@@ -112,6 +123,27 @@ pub fn read_session(path: &Path) -> Result<SessionLog, HistoryError> {
         skipped_lines: usize::try_from(scan.skipped_lines).unwrap_or(usize::MAX),
         title: scan.title,
         usage: scan.usage,
+    })
+}
+
+/// A stand-in header for a log whose line 1 is damaged (torn, garbage) or missing, when its
+/// file name is a session id: the id comes from the name, `created` from the id's UUID v7
+/// time (else the first record's), and provider, model and workdir are unknown (empty).
+/// None when the name is not a UUID (then it is not a Talaria log).
+pub fn recovered_header(path: &Path, first_ts: Option<DateTime<Utc>>) -> Option<Header> {
+    let stem = path.file_stem()?.to_str()?;
+    let id = uuid::Uuid::parse_str(stem).ok()?;
+    let from_id = id.get_timestamp().and_then(|ts| {
+        let (secs, nanos) = ts.to_unix();
+        DateTime::<Utc>::from_timestamp(i64::try_from(secs).ok()?, nanos)
+    });
+    Some(Header {
+        id: id.to_string(),
+        created: from_id.or(first_ts).unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+        provider: String::new(),
+        model: String::new(),
+        workdir: String::new(),
+        version: crate::history::record::FORMAT_VERSION,
     })
 }
 

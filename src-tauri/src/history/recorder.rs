@@ -317,10 +317,21 @@ fn read_header(path: &Path) -> Result<(Header, Vec<u8>), HistoryError> {
             | Record::Todo { .. }
             | Record::TurnStart { .. }
             | Record::TurnEnd { .. }
-            | Record::Usage { .. } => Err(not_a_session(path)),
+            | Record::Usage { .. } => recovered(path),
         },
-        Line::Unknown | Line::Blank | Line::Unreadable => Err(not_a_session(path)),
+        Line::Unknown | Line::Blank | Line::Unreadable => recovered(path),
     }
+}
+
+/// Line 1 is damaged: resume under the header the reader makes up from the file name (the
+/// caller has read the session, so there are records worth keeping). The damaged line stays.
+fn recovered(path: &Path) -> Result<(Header, Vec<u8>), HistoryError> {
+    let header =
+        crate::history::reader::recovered_header(path, None).ok_or_else(|| not_a_session(path))?;
+    let line = Record::Session(header.clone())
+        .to_line()
+        .map_err(|e| HistoryError::io("encode the header of", path, std::io::Error::other(e)))?;
+    Ok((header, line.into_bytes()))
 }
 
 fn not_a_session(path: &Path) -> HistoryError {

@@ -14,6 +14,11 @@ use crate::todo::TodoItem;
 pub const TITLE_CHARS: usize = 80;
 /// How many recent `todo` call ids are remembered to pair snapshots with.
 const RECENT_TODO_CALLS: usize = 64;
+/// Full-text search keeps at most this much of one message's text (bytes)...
+pub const BODY_PER_MESSAGE: usize = 32 * 1024;
+/// ...and at most this much text per session, so a huge session (a pasted log, a model that
+/// echoes files) costs the index a bounded amount. Tool results are never indexed.
+pub const BODY_PER_SESSION: u64 = 1024 * 1024;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ScanState {
@@ -40,6 +45,10 @@ pub struct ScanState {
     pub todos: Option<Vec<TodoItem>>,
     #[serde(skip)]
     pending_todos: Option<Vec<TodoItem>>,
+    /// Bytes of text given to full-text search so far (all passes), against
+    /// `BODY_PER_SESSION`.
+    #[serde(default)]
+    pub body_indexed: u64,
     /// User and assistant text seen in this pass, for full-text search.
     #[serde(skip)]
     pub body: String,
@@ -168,12 +177,20 @@ impl ScanState {
     }
 
     fn add_body(&mut self, text: &str) {
-        if self.collect_body && !text.is_empty() {
-            if !self.body.is_empty() {
-                self.body.push('\n');
-            }
-            self.body.push_str(text);
+        if !self.collect_body || text.is_empty() {
+            return;
         }
+        let left = BODY_PER_SESSION.saturating_sub(self.body_indexed);
+        let room = usize::try_from(left).unwrap_or(usize::MAX);
+        let text = truncate_at_char(text, BODY_PER_MESSAGE.min(room.saturating_sub(1)));
+        if text.is_empty() {
+            return;
+        }
+        if !self.body.is_empty() {
+            self.body.push('\n');
+        }
+        self.body.push_str(text);
+        self.body_indexed += text.len() as u64 + 1;
     }
 
     /// Feeds every complete line of `bytes`, which start at byte `base` of the file. A last
@@ -211,4 +228,16 @@ pub fn make_title(content: &str) -> String {
     let mut title: String = line.chars().take(TITLE_CHARS - 1).collect();
     title.push('…');
     title
+}
+
+/// The longest prefix of `text` that is at most `max` bytes and ends on a char boundary.
+fn truncate_at_char(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while end > 0 && !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }

@@ -31,16 +31,29 @@ pub struct FileSink {
 
 impl FileSink {
     /// Creates a new log (and its folders) and writes `header_line` as line 1.
+    /// The header is synced, and so is every folder entry that leads to the file (the new
+    /// file's name in its folder, and any date folder made for it), so a power cut right after
+    /// this returns cannot lose the file itself.
     pub fn create(path: &Path, header_line: &[u8]) -> io::Result<FileSink> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
+        let created_dirs = match path.parent() {
+            Some(parent) => create_dirs(parent)?,
+            None => Vec::new(),
+        };
         let mut file = OpenOptions::new()
             .append(true)
             .create_new(true)
             .open(path)?;
         file.write_all(header_line)?;
         file.sync_data()?;
+        if let Some(parent) = path.parent() {
+            sync_dir(parent)?;
+        }
+        // Innermost first: each new folder's entry lives in its parent.
+        for dir in created_dirs.iter().rev() {
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
         Ok(FileSink {
             path: path.to_path_buf(),
             file: Some(file),
@@ -94,6 +107,34 @@ impl FileSink {
             .as_mut()
             .ok_or_else(|| io::Error::other("log file is not open"))
     }
+}
+
+/// `create_dir_all`, returning the folders it had to make (outermost first).
+fn create_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at {
+        if d.as_os_str().is_empty() || d.is_dir() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        at = d.parent();
+    }
+    missing.reverse();
+    std::fs::create_dir_all(dir)?;
+    Ok(missing)
+}
+
+/// Makes a folder's entries durable (`fsync` on the folder). Where folders cannot be opened
+/// for that (not Unix), the file system's own ordering has to do.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
 }
 
 #[cfg(unix)]

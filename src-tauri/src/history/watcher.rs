@@ -150,7 +150,8 @@ fn take(event: notify::Result<notify::Event>, paths: &mut HashSet<PathBuf>, resc
     }
 }
 
-/// One changed path: a log file, or a new folder whose files may predate its watch.
+/// One changed path: a log file, or a new folder whose files may predate its watch, or a
+/// folder that went away. The ids of removed sessions are reported as changed too.
 fn refresh_path(index: &Index, path: &Path, changed: &mut Vec<String>) {
     if path.is_dir() {
         for (file, _, _) in walk_logs(path) {
@@ -159,6 +160,16 @@ fn refresh_path(index: &Index, path: &Path, changed: &mut Vec<String>) {
         return;
     }
     if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
+        // A folder removed or renamed away takes its sessions out of the list.
+        if !path.exists()
+            && let Ok(ids) = index.forget_missing_under(path)
+        {
+            for id in ids {
+                if !changed.contains(&id) {
+                    changed.push(id);
+                }
+            }
+        }
         return;
     }
     if let Ok(Some(id)) = index.refresh_file(path)

@@ -75,49 +75,144 @@ pub fn request_body(req: &ModelRequest<'_>) -> Value {
     body
 }
 
+/// One message on the wire while it is built. A user turn keeps its `tool_result` blocks apart
+/// from the rest, because Anthropic wants them first.
+struct Turn {
+    assistant: bool,
+    results: Vec<Value>,
+    blocks: Vec<Value>,
+}
+
 /// Neutral messages as Anthropic wants them: strictly alternating user/assistant, starting
-/// with user. Consecutive tool results become one user message of `tool_result` blocks, and
-/// user text right after them joins that same message.
+/// with user; consecutive messages of one role merged (tool results, the user text after them,
+/// two user messages left by a cancel); every `tool_use` answered at the start of the next user
+/// message and no `tool_result` without its `tool_use` (a history that starts with results, or
+/// a crash between a call and its result); no empty or whitespace-only text blocks.
 pub fn messages_json(messages: &[Message]) -> Vec<Value> {
-    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    let mut turns: Vec<Turn> = Vec::new();
+    // `tool_use` ids of the last assistant turn that have no result yet.
+    let mut open: Vec<String> = Vec::new();
     for message in messages {
-        let (role, blocks) = match message {
-            Message::User { content } => ("user", vec![text_block(content)]),
-            Message::Assistant {
-                content,
-                thinking,
-                tool_calls,
-                partial: _,
-            } => ("assistant", assistant_blocks(content, thinking, tool_calls)),
+        match message {
+            Message::User { content } => {
+                close_open(&mut turns, &mut open);
+                push_user(&mut turns, None, Some(text_block(content)));
+            }
             Message::Tool {
                 tool_call_id,
                 content,
                 is_error,
                 name: _,
             } => {
-                let mut block = json!({"type": "tool_result", "tool_use_id": tool_call_id,
-                                       "content": content});
-                if *is_error {
-                    block["is_error"] = json!(true);
-                }
-                ("user", vec![block])
+                let id = wire_id(tool_call_id);
+                let Some(pos) = open.iter().position(|open_id| *open_id == id) else {
+                    // Its call is not in the previous assistant message: the API rejects it.
+                    continue;
+                };
+                open.remove(pos);
+                push_user(
+                    &mut turns,
+                    Some(result_block(&id, content, *is_error)),
+                    None,
+                );
             }
-        };
-        if blocks.is_empty() {
-            // An assistant message with nothing to say (a cancel before any text) is left out.
-            continue;
-        }
-        match turns.last_mut() {
-            Some((last, existing)) if *last == role => existing.extend(blocks),
-            Some(_) => turns.push((role, blocks)),
-            // The conversation must start with the user.
-            None if role == "assistant" => {}
-            None => turns.push((role, blocks)),
+            Message::Assistant {
+                content,
+                thinking,
+                tool_calls,
+                partial: _,
+            } => {
+                let blocks = assistant_blocks(content, thinking, tool_calls);
+                // Nothing to say (a cancel before any text), or no user message before it yet.
+                if blocks.is_empty() || turns.is_empty() {
+                    continue;
+                }
+                close_open(&mut turns, &mut open);
+                open.extend(
+                    blocks
+                        .iter()
+                        .filter(|b| b["type"] == "tool_use")
+                        .filter_map(|b| b["id"].as_str().map(str::to_string)),
+                );
+                match turns.last_mut() {
+                    Some(last) if last.assistant => last.blocks.extend(blocks),
+                    Some(_) | None => turns.push(Turn {
+                        assistant: true,
+                        results: Vec::new(),
+                        blocks,
+                    }),
+                }
+            }
         }
     }
+    close_open(&mut turns, &mut open);
     turns
         .into_iter()
-        .map(|(role, content)| json!({"role": role, "content": content}))
+        .map(|turn| {
+            let role = if turn.assistant { "assistant" } else { "user" };
+            let mut content = turn.results;
+            content.extend(turn.blocks);
+            json!({"role": role, "content": content})
+        })
+        .collect()
+}
+
+/// Adds to the current user turn, or starts one.
+fn push_user(turns: &mut Vec<Turn>, result: Option<Value>, block: Option<Value>) {
+    let turn = match turns.last_mut() {
+        Some(last) if !last.assistant => last,
+        Some(_) | None => {
+            turns.push(Turn {
+                assistant: false,
+                results: Vec::new(),
+                blocks: Vec::new(),
+            });
+            let last = turns.len() - 1;
+            &mut turns[last]
+        }
+    };
+    turn.results.extend(result);
+    turn.blocks.extend(block);
+}
+
+/// Calls that never got a result (the history was cut between a call and its result) are
+/// answered as cancelled, so the request stays valid.
+fn close_open(turns: &mut Vec<Turn>, open: &mut Vec<String>) {
+    for id in std::mem::take(open) {
+        let block = result_block(&id, crate::message::CANCELLED_BY_USER, true);
+        push_user(turns, Some(block), None);
+    }
+}
+
+fn result_block(id: &str, content: &str, is_error: bool) -> Value {
+    // An empty result is sent with words: empty content has been rejected by the API.
+    let content = if content.trim().is_empty() {
+        "(no output)"
+    } else {
+        content
+    };
+    let mut block = json!({"type": "tool_result", "tool_use_id": id, "content": content});
+    if is_error {
+        block["is_error"] = json!(true);
+    }
+    block
+}
+
+/// A tool call id as Anthropic accepts it (`^[a-zA-Z0-9_-]+$`). Ids made by other servers
+/// (after a provider switch) may hold `.` or `:`; the same mapping is applied to the call and
+/// its result, so they still pair.
+fn wire_id(id: &str) -> String {
+    if id.is_empty() {
+        return "toolu_missing".to_string();
+    }
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -131,7 +226,12 @@ fn text_block(text: &str) -> Value {
     json!({"type": "text", "text": text})
 }
 
+/// The blocks of an assistant message; empty when it has neither text nor tool calls (thinking
+/// alone, from a cancelled reply, tells the model nothing and is not worth a turn).
 fn assistant_blocks(content: &str, thinking: &[Thinking], tool_calls: &[ToolCall]) -> Vec<Value> {
+    if content.trim().is_empty() && tool_calls.is_empty() {
+        return Vec::new();
+    }
     let mut blocks = Vec::new();
     for block in thinking {
         if let Some(data) = &block.redacted {
@@ -142,7 +242,7 @@ fn assistant_blocks(content: &str, thinking: &[Thinking], tool_calls: &[ToolCall
         }
         // Thinking without a signature (another provider's reasoning) cannot be sent back.
     }
-    if !content.is_empty() {
+    if !content.trim().is_empty() {
         blocks.push(json!({"type": "text", "text": content}));
     }
     for call in tool_calls {
@@ -151,7 +251,10 @@ fn assistant_blocks(content: &str, thinking: &[Thinking], tool_calls: &[ToolCall
             Ok(Value::Object(map)) => Value::Object(map),
             _ => Value::Object(Map::new()),
         };
-        blocks.push(json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input}));
+        blocks.push(
+            json!({"type": "tool_use", "id": wire_id(&call.id), "name": call.name,
+                           "input": input}),
+        );
     }
     blocks
 }

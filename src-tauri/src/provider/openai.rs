@@ -55,7 +55,7 @@ pub fn request_body(req: &ModelRequest<'_>, max_completion_tokens: bool) -> Valu
     if !req.system.is_empty() {
         messages.push(json!({"role": "system", "content": req.system}));
     }
-    messages.extend(req.messages.iter().map(message_json));
+    messages.extend(wire_messages(req.messages));
     let mut body = json!({
         "model": req.model,
         "messages": messages,
@@ -84,6 +84,50 @@ pub fn request_body(req: &ModelRequest<'_>, max_completion_tokens: bool) -> Valu
             .collect();
     }
     body
+}
+
+/// The conversation as Chat Completions accepts it: every `tool_calls` id answered by a `tool`
+/// message before the next other message, no `tool` message without its call (a history cut
+/// between a call and its result, or one that starts with results), no empty assistant turns.
+fn wire_messages(messages: &[Message]) -> Vec<Value> {
+    let mut out = Vec::with_capacity(messages.len());
+    // Ids of the last assistant message's calls that have no result yet.
+    let mut open: Vec<&str> = Vec::new();
+    for message in messages {
+        match message {
+            Message::Tool { tool_call_id, .. } => {
+                let Some(pos) = open.iter().position(|id| *id == tool_call_id) else {
+                    continue;
+                };
+                open.remove(pos);
+            }
+            Message::User { .. } | Message::Assistant { .. } => {
+                close_open(&mut out, &mut open);
+                if let Message::Assistant {
+                    content,
+                    tool_calls,
+                    ..
+                } = message
+                {
+                    if content.trim().is_empty() && tool_calls.is_empty() {
+                        continue;
+                    }
+                    open = tool_calls.iter().map(|call| call.id.as_str()).collect();
+                }
+            }
+        }
+        out.push(message_json(message));
+    }
+    close_open(&mut out, &mut open);
+    out
+}
+
+/// Results for calls that never got one, so the request stays valid.
+fn close_open(out: &mut Vec<Value>, open: &mut Vec<&str>) {
+    for id in open.drain(..) {
+        out.push(json!({"role": "tool", "tool_call_id": id,
+                        "content": crate::message::CANCELLED_BY_USER}));
+    }
 }
 
 /// One neutral message on the wire. Thinking is not sent: Chat Completions has no field for it.
@@ -136,10 +180,12 @@ fn error_text(value: &Value) -> Option<String> {
     Some(text)
 }
 
-/// A tool call being assembled from fragments, keyed by `index` (never by id).
+/// A tool call being assembled from fragments: keyed by `index` when the server sends one
+/// (never by id); servers that omit it (Ollama, some llama.cpp and vLLM versions) are followed
+/// by id and by order instead.
 #[derive(Debug, Default)]
 struct PendingCall {
-    index: u64,
+    index: Option<u64>,
     id: String,
     name: String,
     arguments: String,
@@ -153,29 +199,69 @@ struct OpenAiDecoder {
     finished: bool,
 }
 
+/// `arguments` as text: usually a JSON string, but some servers send the object itself.
+fn arguments_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(text) => Some(text.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
 impl OpenAiDecoder {
-    fn call_at(&mut self, index: u64) -> &mut PendingCall {
-        let pos = match self.calls.iter().position(|call| call.index == index) {
+    /// Which pending call a fragment belongs to (its position in `calls`), creating it if new.
+    fn slot_for(&mut self, fragment: &Value, position: usize) -> usize {
+        let id = fragment
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty());
+        let found = match fragment.get("index").and_then(Value::as_u64) {
+            Some(index) => self.calls.iter().position(|c| c.index == Some(index)),
+            None => match id {
+                // A new id starts a new call; a repeated one continues its call.
+                Some(id) => self.calls.iter().position(|c| c.id == id),
+                // Several entries of one delta are several calls.
+                None if position > 0 => None,
+                None => self
+                    .calls
+                    .len()
+                    .checked_sub(1)
+                    .filter(|&last| !self.starts_another_call(last, fragment)),
+            },
+        };
+        match found {
             Some(pos) => pos,
             None => {
                 self.calls.push(PendingCall {
-                    index,
+                    index: fragment.get("index").and_then(Value::as_u64),
                     ..PendingCall::default()
                 });
                 self.calls.len() - 1
             }
-        };
-        &mut self.calls[pos]
+        }
+    }
+
+    /// A fragment with neither index nor id continues the last call, unless that call is
+    /// already complete (name and whole JSON arguments) and this fragment names a function:
+    /// then it is the next call of a server that sends each call whole in its own chunk.
+    fn starts_another_call(&self, last: usize, fragment: &Value) -> bool {
+        let names_one = fragment
+            .pointer("/function/name")
+            .and_then(Value::as_str)
+            .is_some_and(|name| !name.is_empty());
+        let call = &self.calls[last];
+        names_one
+            && !call.name.is_empty()
+            && !call.arguments.trim().is_empty()
+            && serde_json::from_str::<Value>(&call.arguments).is_ok()
     }
 
     fn tool_fragment(&mut self, fragment: &Value, position: usize) {
-        let index = fragment
-            .get("index")
-            .and_then(Value::as_u64)
-            .unwrap_or(position as u64);
-        let call = self.call_at(index);
+        let slot = self.slot_for(fragment, position);
+        let call = &mut self.calls[slot];
         if let Some(id) = fragment.get("id").and_then(Value::as_str)
             && !id.is_empty()
+            && call.id.is_empty()
         {
             call.id = id.to_string();
         }
@@ -186,8 +272,8 @@ impl OpenAiDecoder {
                     call.name = name.to_string();
                 }
             }
-            if let Some(args) = function.get("arguments").and_then(Value::as_str) {
-                call.arguments.push_str(args);
+            if let Some(args) = function.get("arguments").and_then(arguments_text) {
+                call.arguments.push_str(&args);
             }
         }
         self.assembly.output_started = true;
@@ -325,22 +411,42 @@ impl Decoder for OpenAiDecoder {
                 redacted: None,
             });
         }
-        let mut calls = this.calls;
-        calls.sort_by_key(|call| call.index);
-        assembly.tool_calls = calls
-            .into_iter()
-            .enumerate()
-            .map(|(n, call)| ToolCall {
-                // Some local servers send no id; the next request needs one to pair the result.
-                id: if call.id.is_empty() {
-                    format!("call_{n}")
-                } else {
-                    call.id
-                },
-                name: call.name,
-                arguments: call.arguments,
-            })
-            .collect();
+        assembly.tool_calls = finished_calls(this.calls);
         Ok(assembly.into_completion())
     }
+}
+
+/// The calls as the next request must carry them: every id present and unique (a missing id
+/// would leave the tool result unpaired), empty arguments as `{}`.
+fn finished_calls(calls: Vec<PendingCall>) -> Vec<ToolCall> {
+    let mut seen: Vec<String> = Vec::with_capacity(calls.len());
+    calls
+        .into_iter()
+        .map(|call| {
+            let id = if call.id.is_empty() || seen.contains(&call.id) {
+                generated_id()
+            } else {
+                call.id
+            };
+            seen.push(id.clone());
+            ToolCall {
+                id,
+                name: call.name,
+                arguments: if call.arguments.trim().is_empty() {
+                    "{}".to_string()
+                } else {
+                    call.arguments
+                },
+            }
+        })
+        .collect()
+}
+
+/// An id for a call the server sent without one: `call_` and random letters and digits, so ids
+/// stay unique across the whole conversation (a per-reply counter would repeat).
+fn generated_id() -> String {
+    let suffix: String = std::iter::repeat_with(fastrand::alphanumeric)
+        .take(16)
+        .collect();
+    format!("call_{suffix}")
 }

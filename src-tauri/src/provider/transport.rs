@@ -152,6 +152,94 @@ impl ModelClient {
         )
     }
 
+    /// What a 404 most likely means for this provider's base URL.
+    fn not_found_hint(&self) -> String {
+        let base = self.base_url.trim_end_matches('/');
+        match self.provider.kind() {
+            ProviderKind::Openai if !base.ends_with("/v1") => format!(
+                "does the base URL end in /v1? Requests go to {base}/chat/completions; most \
+                 servers want {base}/v1 (e.g. http://127.0.0.1:11434/v1). Also check the model name"
+            ),
+            ProviderKind::Anthropic if base.ends_with("/v1") => format!(
+                "the Anthropic base URL is the host without /v1 (requests go to \
+                 {base}/v1/messages); set it to {}",
+                base.trim_end_matches("/v1")
+            ),
+            ProviderKind::Openai | ProviderKind::Anthropic => {
+                "check the base URL and the model name in Settings".to_string()
+            }
+        }
+    }
+
+    /// A 200 answer labelled as a web page (the base URL points at a website or a UI), which
+    /// may still hold the provider's error object. Never worth another attempt; say what to fix.
+    async fn not_a_stream(
+        &self,
+        response: reqwest::Response,
+        content_type: &str,
+        cancel: &CancellationToken,
+        deadline: Option<Instant>,
+    ) -> Failure {
+        let Some(body) = read_small_body(response, cancel, deadline).await else {
+            return Failure::Final(ModelError::Cancelled { partial: None });
+        };
+        let host = host_of(&self.base_url);
+        if let Some(message) = self.provider.error_message(&body) {
+            let message = self.scrub(message.trim());
+            return Failure::Final(failed(
+                ErrorKind::Http,
+                format!("{host} answered with an error: {message}"),
+            ));
+        }
+        let what = if content_type.contains("html") {
+            "a web page"
+        } else if content_type.contains("json") {
+            "a single JSON object (the server does not seem to support streaming)"
+        } else {
+            "something that is not an event stream"
+        };
+        let hint = match self.provider.kind() {
+            ProviderKind::Openai => {
+                "check that the base URL is the server's OpenAI-compatible API (it usually ends in /v1)"
+            }
+            ProviderKind::Anthropic => {
+                "check that the base URL is the Anthropic API host (without /v1)"
+            }
+        };
+        Failure::Final(failed(
+            ErrorKind::Protocol,
+            format!(
+                "{host} answered with {what} ({content_type}) instead of an event stream; {hint}"
+            ),
+        ))
+    }
+
+    fn not_sse_failure(&self, start: &[u8]) -> String {
+        let host = host_of(&self.base_url);
+        let text = String::from_utf8_lossy(start);
+        // A proxy that answers 200 with the provider's error object (when it fits in `start`).
+        if let Some(message) = self.provider.error_message(&text) {
+            return format!(
+                "{host} answered with an error: {}",
+                self.scrub(message.trim())
+            );
+        }
+        let looks = if text.trim_start().starts_with('<') {
+            "a web page".to_string()
+        } else {
+            format!("{:?}", self.scrub(&plain_detail(&text)))
+        };
+        let hint = match self.provider.kind() {
+            ProviderKind::Openai => {
+                "check that the base URL is the server's OpenAI-compatible API (it usually ends in /v1)"
+            }
+            ProviderKind::Anthropic => {
+                "check that the base URL is the Anthropic API host (without /v1)"
+            }
+        };
+        format!("{host} answered with {looks} instead of an event stream; {hint}")
+    }
+
     /// A failed `send()`: nothing reached us, so it is worth another attempt.
     fn send_failure(&self, error: &reqwest::Error) -> Failure {
         let host = host_of(&self.base_url);
@@ -184,19 +272,13 @@ impl ModelClient {
     ) -> Failure {
         let status = response.status().as_u16();
         let wait = retry_after(response.headers());
-        // The error body is small; do not let a server that never finishes it hold us.
-        let read_until = Instant::now() + Duration::from_secs(10);
-        let read_until = deadline.map_or(read_until, |d| d.min(read_until));
-        let body = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Failure::Final(ModelError::Cancelled { partial: None }),
-            _ = sleep_until(read_until) => String::new(),
-            body = response.text() => body.unwrap_or_default(),
+        let Some(body) = read_small_body(response, cancel, deadline).await else {
+            return Failure::Final(ModelError::Cancelled { partial: None });
         };
         let detail = self
             .provider
             .error_message(&body)
-            .unwrap_or_else(|| body.chars().take(500).collect::<String>());
+            .unwrap_or_else(|| plain_detail(&body));
         let detail = self.scrub(detail.trim());
         let detail = if detail.is_empty() {
             String::new()
@@ -205,24 +287,42 @@ impl ModelClient {
         };
         let host = host_of(&self.base_url);
         let (kind, retryable) = classify_status(status);
-        let message = match (kind, status) {
-            (ErrorKind::Auth, _) if self.api_key.is_empty() => format!(
+        // The statuses `classify_status` calls `Auth` come first.
+        let message = match status {
+            401 | 403 if self.api_key.is_empty() => format!(
                 "{host} refused the request (HTTP {status}{detail}); no API key is set — enter \
                  one in Settings or set TALARIA_API_KEY or {}",
                 key_env(self.provider.kind())
             ),
-            (ErrorKind::Auth, _) => format!(
+            401 | 403 => format!(
                 "{host} refused the API key (HTTP {status}{detail}); check the API key in \
                  Settings or TALARIA_API_KEY / {}",
                 key_env(self.provider.kind())
             ),
-            (_, 429) => format!("{host} is rate limiting requests (HTTP 429{detail})"),
-            (_, 529) => format!("{host} is overloaded (HTTP 529{detail}); try again in a moment"),
-            (_, 404) => format!(
-                "{host} answered HTTP 404{detail}; check the base URL and the model name in Settings"
+            429 => format!(
+                "{host} is rate limiting requests (HTTP 429{detail}); wait a minute and try \
+                 again, or check the rate limits of your plan"
             ),
-            (_, 500..=599) => format!("{host} had a server error (HTTP {status}{detail})"),
-            _ => format!("{host} rejected the request (HTTP {status}{detail})"),
+            529 => format!("{host} is overloaded (HTTP 529{detail}); try again in a moment"),
+            404 => format!(
+                "{host} answered HTTP 404 (not found){detail}; {}",
+                self.not_found_hint()
+            ),
+            413 => format!(
+                "{host} refused the request as too large (HTTP 413{detail}); the conversation \
+                 may be too long for it — start a new session"
+            ),
+            400 | 422 => format!(
+                "{host} rejected the request (HTTP {status}{detail}); check the model name in \
+                 Settings, and if the conversation is too long for the model, start a new session"
+            ),
+            500..=599 => {
+                format!("{host} had a server error (HTTP {status}{detail}); try again in a moment")
+            }
+            _ => format!(
+                "{host} rejected the request (HTTP {status}{detail}); check the base URL and the \
+                 model name in Settings"
+            ),
         };
         if retryable {
             Failure::Retryable {
@@ -235,6 +335,22 @@ impl ModelClient {
             Failure::Final(failed(kind, message))
         }
     }
+}
+
+/// The text of an error body that is not the provider's JSON: short, on one line, and no
+/// markup (a proxy's HTML error page says nothing useful in a message).
+fn plain_detail(body: &str) -> String {
+    let body = body.trim();
+    if body.starts_with('<') {
+        return String::new();
+    }
+    let line = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut chars = line.chars();
+    let mut text: String = chars.by_ref().take(300).collect();
+    if chars.next().is_some() {
+        text.push('…');
+    }
+    text
 }
 
 /// A failure after the stream began: retried only if nothing was shown yet.
@@ -310,11 +426,28 @@ async fn attempt_once(
     if !response.status().is_success() {
         return Err(client.http_failure(response, cancel, deadline).await);
     }
+    // No content type, or an event stream: read it as one (some servers send text/plain).
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    // Only a web page is refused on its label: some servers label real event streams as JSON
+    // or plain text, so those are judged by their body (see `head` below).
+    if content_type.starts_with("text/html") {
+        return Err(client
+            .not_a_stream(response, &content_type, cancel, deadline)
+            .await);
+    }
 
     let mut body = response.bytes_stream();
     let mut parser = SseParser::new();
     let mut decoder = client.provider.decoder();
     let mut items = Vec::new();
+    // The start of the body while no SSE line was recognised: a body that never has one is not
+    // an event stream (a web page, plain text), which another attempt will not change.
+    let mut head: Option<Vec<u8>> = Some(Vec::new());
     loop {
         let chunk = tokio::select! {
             biased;
@@ -334,6 +467,11 @@ async fn attempt_once(
         let ended = match chunk {
             Some(Ok(bytes)) => {
                 parser.feed_into(&bytes, &mut items);
+                if let Some(start) = head.as_mut()
+                    && start.len() < 200
+                {
+                    start.extend_from_slice(&bytes[..bytes.len().min(200 - start.len())]);
+                }
                 false
             }
             Some(Err(error)) => {
@@ -356,6 +494,9 @@ async fn attempt_once(
                 true
             }
         };
+        if !items.is_empty() || parser.has_fields() {
+            head = None;
+        }
         for item in items.drain(..) {
             let event = match item {
                 SseItem::Event(event) => event,
@@ -379,6 +520,12 @@ async fn attempt_once(
             }
         }
         if ended {
+            if let Some(start) = head.filter(|start| !start.is_empty()) {
+                return Err(Failure::Final(failed(
+                    ErrorKind::Protocol,
+                    client.not_sse_failure(&start),
+                )));
+            }
             // `finish` needs the decoder by value; keep what streamed for the error case.
             let partial = decoder.assembly().partial();
             let started_output = decoder.assembly().output_started;
@@ -414,4 +561,21 @@ where
         })
         .await;
     });
+}
+
+/// Reads a small (error or non-stream) body, giving up after 10 s or the call's deadline so a
+/// server that never finishes it cannot hold the turn. None when cancelled.
+async fn read_small_body(
+    response: reqwest::Response,
+    cancel: &CancellationToken,
+    deadline: Option<Instant>,
+) -> Option<String> {
+    let read_until = Instant::now() + Duration::from_secs(10);
+    let read_until = deadline.map_or(read_until, |d| d.min(read_until));
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => None,
+        _ = sleep_until(read_until) => Some(String::new()),
+        body = response.text() => Some(body.unwrap_or_default()),
+    }
 }

@@ -24,7 +24,7 @@ use crate::todo::TodoStore;
 
 /// The content of a tool result after a cancel (the agent uses the same text for calls that
 /// never started).
-pub const CANCELLED: &str = "cancelled by the user";
+pub use crate::message::CANCELLED_BY_USER as CANCELLED;
 
 /// The six tool names, in the order `specs` lists them.
 pub const TOOL_NAMES: [&str; 6] = [
