@@ -283,8 +283,24 @@ fn title_is_first_line_trimmed_to_80_chars() {
 
 #[test]
 fn burst_of_500_records_in_1s_makes_at_most_4_writes() {
+    burst_of_500(false);
+}
+
+/// Inside a turn the writer polls instead of blocking, so appends never wake it; the batching
+/// bound holds the same.
+#[test]
+fn burst_of_500_records_in_a_turn_makes_at_most_4_writes() {
+    burst_of_500(true);
+}
+
+fn burst_of_500(in_turn: bool) {
     let dir = tempfile::tempdir().unwrap();
     let h = harness(dir.path(), Duration::ZERO);
+    if in_turn {
+        h.recorder.append_now(Record::turn_start(1));
+        h.recorder.flush_blocking(Duration::from_secs(5)).unwrap();
+        h.writes.store(0, Ordering::SeqCst);
+    }
     let start = Instant::now();
     for i in 0..500u32 {
         h.recorder.append(assistant(&format!("record {i}")));

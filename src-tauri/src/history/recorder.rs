@@ -209,6 +209,7 @@ impl Recorder {
             sync: false,
             unsynced: false,
             replies: Vec::new(),
+            in_turn: false,
         };
         let handle = std::thread::Builder::new()
             .name("talaria-history".into())
@@ -359,22 +360,30 @@ struct Writer {
     /// Bytes written since the last sync_data.
     unsynced: bool,
     replies: Vec<Reply>,
+    /// Between a turn's start and end records: the writer polls the channel every batch
+    /// interval instead of blocking on it, so batched appends during a turn never have to wake
+    /// it (a channel send that wakes a blocked thread costs the caller a futex syscall).
+    in_turn: bool,
 }
 
 impl Writer {
     fn run(mut self, rx: Receiver<Command>) {
         let mut closing = false;
         while !closing {
-            // Idle: block on the channel (the first record wakes us). Busy: park until the
-            // deadline, so batched appends never have to wake this thread.
+            // Idle between turns: block on the channel (the first record wakes us). In a turn,
+            // or with a batch due: park with a timeout, so batched appends never wake us.
             let first = match self.deadline {
-                None if !self.write_now => match rx.recv() {
+                None if !self.write_now && !self.in_turn => match rx.recv() {
                     Ok(command) => Some(command),
                     Err(_) => {
                         closing = true;
                         None
                     }
                 },
+                None if !self.write_now => {
+                    std::thread::park_timeout(BATCH_INTERVAL);
+                    None
+                }
                 None => None,
                 Some(deadline) => {
                     if !self.write_now {
@@ -410,6 +419,14 @@ impl Writer {
     fn handle(&mut self, command: Command) -> bool {
         match command {
             Command::Append(record, urgency) => {
+                match *record {
+                    Record::TurnStart { .. } => self.in_turn = true,
+                    Record::TurnEnd { .. } => self.in_turn = false,
+                    Record::Session(_)
+                    | Record::Message { .. }
+                    | Record::Todo { .. }
+                    | Record::Usage { .. } => {}
+                }
                 match record.to_line() {
                     Ok(line) => self.pending.extend_from_slice(line.as_bytes()),
                     Err(error) => self.report(&format!(
