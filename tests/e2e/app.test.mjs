@@ -24,6 +24,10 @@ const TAURI_DRIVER = process.env.TAURI_DRIVER || "tauri-driver";
 const DRIVER_PORT = Number(process.env.TAURI_DRIVER_PORT || 4444);
 const DRIVER = `http://127.0.0.1:${DRIVER_PORT}`;
 const OUT = path.resolve(process.env.E2E_OUT || path.join(HERE, "out"));
+// E2E_THEME=dark runs the window with GTK's dark theme (prefers-color-scheme: dark) and names
+// the screenshots *-dark.png.
+const THEME = process.env.E2E_THEME === "dark" ? "dark" : "";
+const shotName = (name) => `${name}${THEME ? `-${THEME}` : ""}.png`;
 
 const children = [];
 let tmp;
@@ -167,6 +171,47 @@ async function sendPrompt(prompt) {
   await session.click(send);
 }
 
+/** A UUID v7 for `ms` (time-ordered, like the app's own ids). */
+function uuidV7(ms) {
+  const hex = ms.toString(16).padStart(12, "0");
+  const rand = () => Math.floor(Math.random() * 0x10000).toString(16).padStart(4, "0");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7${rand().slice(1)}-${(8 + Math.floor(Math.random() * 4)).toString(16)}${rand().slice(1)}-${rand()}${rand()}${rand()}`;
+}
+
+/**
+ * Writes a session log in the documented format (docs/session-format.md): `turns` turns of
+ * user → assistant with a read_file call → tool result → assistant; every 50th result is 100 KB.
+ */
+function writeLongSession(dir, turns) {
+  const now = Date.now();
+  const id = uuidV7(now);
+  const day = new Date(now).toISOString().slice(0, 10).split("-");
+  const folder = path.join(dir, "sessions", ...day);
+  fs.mkdirSync(folder, { recursive: true });
+  const ts = new Date(now).toISOString();
+  const big = "fn big() { /* a large file */ }\n".repeat(3200).slice(0, 100_000);
+  const lines = [
+    JSON.stringify({ type: "session", id, created: ts, provider: "openai", model: "standin-model", workdir: "/tmp", version: 1 }),
+  ];
+  for (let t = 1; t <= turns; t++) {
+    const rec = (r) => lines.push(JSON.stringify({ ts, ...r }));
+    rec({ type: "turn_start", turn: t });
+    rec({ type: "message", role: "user", content: t === 1 ? "Long history marker: read every file" : `Now read file ${t}` });
+    rec({
+      type: "message",
+      role: "assistant",
+      content: `Reading **file ${t}**.`,
+      tool_calls: [{ id: `call_${t}`, name: "read_file", arguments: JSON.stringify({ path: `src/file_${t}.rs` }) }],
+    });
+    rec({ type: "message", role: "tool", tool_call_id: `call_${t}`, name: "read_file", content: t % 50 === 0 ? big : `fn file_${t}() {}\n` });
+    rec({ type: "message", role: "assistant", content: `File ${t} defines \`file_${t}\`.\n\n- small\n- tidy\n\n\`\`\`rust\nfn file_${t}() {}\n\`\`\`` });
+    rec({ type: "turn_end", turn: t, status: "done" });
+  }
+  const file = path.join(folder, `${id}.jsonl`);
+  fs.writeFileSync(file, `${lines.join("\n")}\n`);
+  return { id, file, bytes: fs.statSync(file).size };
+}
+
 describe("Talaria window", { timeout: 240_000 }, () => {
   before(async () => {
     assert.ok(fs.existsSync(APP_BIN), `app binary not found at ${APP_BIN}: build it (see tests/e2e/README.md) or set TALARIA_APP`);
@@ -198,6 +243,7 @@ describe("Talaria window", { timeout: 240_000 }, () => {
       WEBKIT_DISABLE_DMABUF_RENDERER: process.env.WEBKIT_DISABLE_DMABUF_RENDERER ?? "1",
       WEBKIT_DISABLE_COMPOSITING_MODE: process.env.WEBKIT_DISABLE_COMPOSITING_MODE ?? "1",
       RUST_BACKTRACE: "1",
+      ...(THEME === "dark" ? { GTK_THEME: "Adwaita:dark" } : {}),
     };
     const driver = start(
       "tauri-driver",
@@ -237,7 +283,7 @@ describe("Talaria window", { timeout: 240_000 }, () => {
       try {
         if (process.env.E2E_SCREENSHOT) {
           fs.mkdirSync(OUT, { recursive: true });
-          fs.writeFileSync(path.join(OUT, "final.png"), await session.screenshot());
+          fs.writeFileSync(path.join(OUT, shotName("final")), await session.screenshot());
         }
         await session.delete();
       } catch (error) {
@@ -419,8 +465,8 @@ describe("Talaria window", { timeout: 240_000 }, () => {
 
       if (process.env.E2E_SCREENSHOT) {
         fs.mkdirSync(OUT, { recursive: true });
-        fs.writeFileSync(path.join(OUT, "conversation.png"), await session.screenshot());
-        log(`screenshot: ${path.join(OUT, "conversation.png")}`);
+        fs.writeFileSync(path.join(OUT, shotName("conversation")), await session.screenshot());
+        log(`screenshot: ${path.join(OUT, shotName("conversation"))}`);
       }
     }),
   );
@@ -485,6 +531,74 @@ describe("Talaria window", { timeout: 240_000 }, () => {
         before.map(([id]) => id).sort(),
         "continuing must not create a new session",
       );
+    }),
+  );
+
+  it(
+    "opens a 5 000-message session without freezing the window",
+    scenario("long-session", async () => {
+      const { id, bytes } = writeLongSession(dataDir, 1250);
+      log(`wrote a 5000-message session log of ${(bytes / 1e6).toFixed(1)} MB`);
+      const item = await waitFor(
+        "the long session in the list",
+        async () => (await session.findAll(`[data-session-id="${id}"]`))[0],
+        { timeout: 15_000, interval: 100 },
+      );
+      // Watch the frames while the session opens: a frozen window shows as one long gap.
+      await session.execute(`
+        window.__gap = 0; window.__watch = true; let last = performance.now();
+        const f = () => { const n = performance.now(); window.__gap = Math.max(window.__gap, n - last); last = n;
+          if (window.__watch) requestAnimationFrame(f); };
+        requestAnimationFrame(f);`);
+      const clicked = Date.now();
+      await session.click(item);
+      await waitFor(
+        "the last reply of the long session",
+        async () => {
+          const texts = await session.execute(
+            'return Array.from(document.querySelectorAll(\'[data-testid="assistant-message"]\')).slice(-1).map((e) => e.textContent);',
+          );
+          return texts.length === 1 && texts[0].includes("File 1250 defines");
+        },
+        { timeout: 30_000, interval: 50 },
+      );
+      const opened = Date.now() - clicked;
+      await sleep(300);
+      const gap = await session.execute("window.__watch = false; return window.__gap;");
+      const rendered = await session.execute(
+        'return ["assistant-message", "user-message", "tool-card"].map((t) => document.querySelectorAll(`[data-testid="${t}"]`).length);',
+      );
+      log(`long session opened in ${opened} ms; longest frame gap ${Math.round(gap)} ms; rendered [assistant, user, tool] = ${rendered}`);
+      assert.ok(opened <= 5000, `opening took ${opened} ms`);
+      assert.ok(gap <= 1500, `the window froze for ${Math.round(gap)} ms`);
+      assert.ok(rendered[0] < 1000, "only a window of the history is rendered");
+
+      if (process.env.E2E_SCREENSHOT) {
+        await session.execute('document.querySelector(\'[data-testid="show-earlier"]\').scrollIntoView();');
+        fs.mkdirSync(OUT, { recursive: true });
+        fs.writeFileSync(path.join(OUT, shotName("long-session-top")), await session.screenshot());
+      }
+      const earlier = await session.byTestId("show-earlier");
+      await session.click(earlier);
+      await waitFor("more items after Show earlier", async () => (await session.allByTestId("user-message")).length > rendered[1], {
+        timeout: 5000,
+      });
+
+      // A 100 KB tool result opens collapsed to its first KB, with a button for the rest.
+      await session.execute(`
+        const cards = Array.from(document.querySelectorAll('[data-testid="tool-card"]'));
+        cards.at(-1).scrollIntoView();
+        cards.at(-1).querySelector("button").click();`);
+      const bigCard = await session.execute(`
+        const card = Array.from(document.querySelectorAll('[data-testid="tool-card"]')).find((c) => c.textContent.includes("file_1250.rs"));
+        return card ? card.querySelector("pre.result").textContent.length : -1;`);
+      assert.ok(bigCard > 0 && bigCard <= 4096, `the 100 KB result shows its start only (${bigCard} chars)`);
+      assert.ok((await session.allByTestId("tool-show-all")).length >= 1, "a Show all button for the rest");
+      if (process.env.E2E_SCREENSHOT) {
+        fs.mkdirSync(OUT, { recursive: true });
+        fs.writeFileSync(path.join(OUT, shotName("long-session")), await session.screenshot());
+        log(`screenshot: ${path.join(OUT, shotName("long-session"))}`);
+      }
     }),
   );
 

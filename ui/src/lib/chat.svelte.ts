@@ -397,6 +397,7 @@ export function summarizeArgs(name: string, args: unknown): string {
 }
 
 function oneLine(text: string): string {
-  const flat = text.replace(/\s+/g, " ").trim();
+  // Only the start shows: do not flatten a 100 KB argument to cut it at 120 characters.
+  const flat = text.slice(0, 400).replace(/\s+/g, " ").trim();
   return flat.length > 120 ? `${flat.slice(0, 119)}…` : flat;
 }

@@ -304,6 +304,76 @@ describe("ChatPane", () => {
     expect(continued).toBe(true);
   });
 
+  it("focuses the prompt on start and after a turn; Escape stops", async () => {
+    const conv = new Conversation();
+    app = mount(ChatPane, { target, props: { conv, status: null, oncontinue: () => {} } });
+    flushSync();
+    const input = q("prompt-input") as HTMLTextAreaElement;
+    expect(document.activeElement).toBe(input);
+
+    await conv.send("first");
+    flushSync();
+    (q("stop-button") as HTMLButtonElement).focus();
+    backend.emit({ type: "token", text: "ok" });
+    backend.emit({ type: "done" });
+    flushSync();
+    expect(document.activeElement).toBe(input);
+
+    // Typing in another field (the session search) is not interrupted when a turn ends.
+    const other = document.createElement("input");
+    document.body.appendChild(other);
+    await conv.send("second");
+    flushSync();
+    other.focus();
+    backend.emit({ type: "done" });
+    flushSync();
+    expect(document.activeElement).toBe(other);
+    other.remove();
+
+    await conv.send("third");
+    flushSync();
+    window.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", bubbles: true }));
+    flushSync();
+    expect(q("turn-status")?.textContent).toBe("stopping");
+    await Promise.resolve();
+    expect(backend.called("cancel_turn")).toHaveLength(1);
+  });
+
+  it("traps focus in the approval dialog; Escape denies without stopping the turn", async () => {
+    const conv = new Conversation();
+    app = mount(ChatPane, { target, props: { conv, status: null, oncontinue: () => {} } });
+    flushSync();
+    const input = q("prompt-input") as HTMLTextAreaElement;
+    await conv.send("go");
+    flushSync();
+    input.focus();
+    backend.emit({ type: "approval_request", id: "a1", tool_call_id: "c1", command: "rm -rf x", reason: "deletes" });
+    flushSync();
+    const deny = q("deny-button") as HTMLButtonElement;
+    const approve = q("approve-button") as HTMLButtonElement;
+    expect(document.activeElement).toBe(deny);
+    const key = (k: string, shiftKey = false) =>
+      (document.activeElement as HTMLElement).dispatchEvent(new KeyboardEvent("keydown", { key: k, shiftKey, bubbles: true, cancelable: true }));
+    key("Tab");
+    expect(document.activeElement).toBe(approve);
+    key("Tab");
+    expect(document.activeElement).toBe(deny);
+    key("Tab", true);
+    expect(document.activeElement).toBe(approve);
+    // Focus that escapes to the page behind comes back.
+    input.focus();
+    expect(document.activeElement).toBe(deny);
+
+    key("Escape");
+    flushSync();
+    expect(q("approval-dialog")).toBeNull();
+    await Promise.resolve();
+    expect(backend.called("respond_approval")[0].args).toMatchObject({ id: "a1", approved: false });
+    expect(backend.called("cancel_turn")).toHaveLength(0);
+    expect(q("turn-status")?.textContent).toBe("running");
+    expect(document.activeElement).toBe(input);
+  });
+
   it("keeps up with a long stream without re-rendering the history", () => {
     const conv = new Conversation();
     for (let i = 0; i < 300; i++) {
@@ -321,7 +391,8 @@ describe("ChatPane", () => {
     const elapsed = performance.now() - started;
     console.log(`2000 tokens over a 600-item history: ${elapsed.toFixed(0)} ms`);
     expect(q("assistant-message")).toBe(first); // same DOM node: history was not rebuilt
-    expect(all("tool-card")).toHaveLength(300);
+    expect(all("tool-card")).toHaveLength(60); // the last 120 items; the rest behind "Show earlier"
+    expect(q("show-earlier")?.textContent).toContain("480 more");
     expect(elapsed).toBeLessThan(20_000);
   });
 });

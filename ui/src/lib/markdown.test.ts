@@ -1,7 +1,7 @@
 import { flushSync, mount, unmount } from "svelte";
 import { describe, expect, it } from "vitest";
 import Markdown from "../components/Markdown.svelte";
-import { parseInline, parseMarkdown, snippetRuns } from "./markdown";
+import { parseInline, parseMarkdown, snippetRuns, StreamingMarkdown } from "./markdown";
 
 function render(text: string): { el: HTMLElement; done: () => void } {
   const el = document.createElement("div");
@@ -84,5 +84,32 @@ describe("Markdown component", () => {
     } finally {
       done();
     }
+  });
+});
+
+describe("StreamingMarkdown", () => {
+  const doc =
+    "# Title\n\nIntro with **bold** and `code`.\nSecond line\n\n- one\n- two\n  continued\n\n1. first\n2. second\n\n" +
+    "> quoted\n> more\n\n```rust\nfn main() {\n\n    println!(\"hi\");\n}\n```\n\nAfter the code.\n\n---\n\n" +
+    "- list right before\n```\nfence after a list\n\n```\n  ```\nindented fence\n\n  ```\nend *em* _under_ done\n\n~~~\nopen fence at the end\n\n";
+
+  it("equals a full parse at every prefix, streamed in small and odd-sized pieces", () => {
+    for (const step of [1, 3, 7, 40]) {
+      const md = new StreamingMarkdown();
+      for (let end = 0; end <= doc.length; end += step) {
+        const text = doc.slice(0, Math.min(end, doc.length));
+        expect(md.update(text), `step ${step}, prefix ${JSON.stringify(text.slice(-20))}`).toEqual(parseMarkdown(text));
+      }
+    }
+  });
+
+  it("keeps earlier block objects while the text grows, and starts over when it is replaced", () => {
+    const md = new StreamingMarkdown();
+    const first = md.update("para one\n\npara two\n\npara th");
+    const second = md.update("para one\n\npara two\n\npara three is longer");
+    expect(second[0]).toBe(first[0]);
+    expect(second[1]).toBe(first[1]);
+    expect(md.update("something else")).toEqual(parseMarkdown("something else"));
+    expect(md.update("a\r\n\r\nb")).toEqual(parseMarkdown("a\r\n\r\nb"));
   });
 });

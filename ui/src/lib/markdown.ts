@@ -24,7 +24,15 @@ const HR = /^\s{0,3}([-*_])(\s*\1){2,}\s*$/;
 const QUOTE = /^\s{0,3}>\s?(.*)$/;
 
 export function parseMarkdown(source: string): Block[] {
-  const lines = source.replace(/\r\n?/g, "\n").split("\n");
+  return parseLines(source.replace(/\r\n?/g, "\n").split("\n"));
+}
+
+/**
+ * The parser proper. `checkpoint(line, blocks)` is called at every line where a new block may
+ * start with nothing pending (no open paragraph): everything pushed to `blocks` before that point
+ * depends only on the lines before it and that line itself, which lets StreamingMarkdown keep it.
+ */
+function parseLines(lines: string[], checkpoint?: (line: number, blocks: number) => void): Block[] {
   const blocks: Block[] = [];
   let para: string[] = [];
 
@@ -37,6 +45,7 @@ export function parseMarkdown(source: string): Block[] {
 
   let i = 0;
   while (i < lines.length) {
+    if (checkpoint && para.length === 0) checkpoint(i, blocks.length);
     const line = lines[i];
     const fence = FENCE.exec(line);
     if (fence) {
@@ -116,6 +125,50 @@ export function parseMarkdown(source: string): Block[] {
   }
   flush();
   return blocks;
+}
+
+/**
+ * Parses a reply while it streams. Text only grows at the end, so the blocks before the last
+ * safe checkpoint are kept and only the text after it is parsed again: the work per update is
+ * the size of the last block or two, not the size of the whole reply. Any other change (the text
+ * replaced, not extended) parses from scratch. Results equal parseMarkdown's.
+ */
+export class StreamingMarkdown {
+  #text = "";
+  /** Blocks of text[0, #offset), final. */
+  #stable: Block[] = [];
+  /** Where the unparsed rest starts: always the start of a line. */
+  #offset = 0;
+
+  update(text: string): Block[] {
+    if (!text.startsWith(this.#text) || text.includes("\r", this.#offset)) {
+      this.#stable = [];
+      this.#offset = 0;
+      if (text.includes("\r")) {
+        this.#text = "";
+        return parseMarkdown(text);
+      }
+    }
+    this.#text = text;
+    const lines = text.slice(this.#offset).split("\n");
+    // A checkpoint is safe when its line is complete (not the last, still growing one: lists and
+    // quotes end by reading it), or when a complete blank line ended the blocks before it.
+    let safeLine = 0;
+    let safeBlocks = 0;
+    const last = lines.length - 1;
+    const tail = parseLines(lines, (line, count) => {
+      if (line < last || (line > 0 && lines[line - 1].trim() === "")) {
+        safeLine = line;
+        safeBlocks = count;
+      }
+    });
+    if (safeLine > 0) {
+      for (let k = 0; k < safeLine; k++) this.#offset += lines[k].length + 1;
+      this.#stable = this.#stable.concat(tail.slice(0, safeBlocks));
+      return this.#stable.concat(tail.slice(safeBlocks));
+    }
+    return this.#stable.concat(tail);
+  }
 }
 
 /** Inline code first (its content is literal), then **bold** / __bold__, then *em* / _em_. */
