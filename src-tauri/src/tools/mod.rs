@@ -303,15 +303,7 @@ where
         Err(message) => return ToolOutput::error(message),
     };
     let task = tokio::task::spawn_blocking(move || tool(&workdir, args).map_err(|e| e.to_string()));
-    tokio::select! {
-        biased;
-        _ = cancel.cancelled() => ToolOutput::cancelled(),
-        joined = task => match joined {
-            Ok(Ok(content)) => ToolOutput::ok(content),
-            Ok(Err(message)) => ToolOutput::error(message),
-            Err(err) => ToolOutput::error(format!("{name} failed unexpectedly: {err}")),
-        },
-    }
+    finish_blocking(name, task, cancel).await
 }
 
 async fn search_tool(args: Value, workdir: PathBuf, cancel: &CancellationToken) -> ToolOutput {
@@ -326,13 +318,22 @@ async fn search_tool(args: Value, workdir: PathBuf, cancel: &CancellationToken) 
     let task = tokio::task::spawn_blocking(move || {
         search::search_files(&workdir, args, flag).map_err(|e| e.to_string())
     });
+    finish_blocking("search_files", task, cancel).await
+}
+
+/// Awaits a tool's blocking task, raced against the cancel token.
+async fn finish_blocking(
+    name: &str,
+    task: tokio::task::JoinHandle<Result<String, String>>,
+    cancel: &CancellationToken,
+) -> ToolOutput {
     tokio::select! {
         biased;
         _ = cancel.cancelled() => ToolOutput::cancelled(),
         joined = task => match joined {
             Ok(Ok(content)) => ToolOutput::ok(content),
             Ok(Err(message)) => ToolOutput::error(message),
-            Err(err) => ToolOutput::error(format!("search_files failed unexpectedly: {err}")),
+            Err(err) => ToolOutput::error(format!("{name} failed unexpectedly: {err}")),
         },
     }
 }
