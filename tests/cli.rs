@@ -468,3 +468,41 @@ async fn exec_human_output_shows_tool_activity_on_stderr() {
         "{stderr}"
     );
 }
+
+/// One writer per session log: `--resume` of a session another process is writing fails
+/// with a clear `io` error instead of forking the conversation, and works once it is free.
+#[tokio::test]
+async fn exec_resume_of_a_session_open_elsewhere_is_refused() {
+    let server = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    server.push(Reply::openai().text("First answer."));
+    let first = run(exec(&server, dir.path(), &["first question"])).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let id = first.lines[0]["id"].as_str().unwrap().to_string();
+    let path = first.lines[0]["path"].as_str().unwrap().to_string();
+
+    // Another writer (as the desktop app holds it) has the log open.
+    let holder = talaria::history::Recorder::reopen(
+        Path::new(&path),
+        std::sync::Arc::new(|_: talaria::event::Event| {}),
+    )
+    .unwrap();
+    let refused = run(exec(&server, dir.path(), &["--resume", &id, "second"])).await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    let last = refused.lines.last().unwrap();
+    assert_eq!(last["type"], "error");
+    assert_eq!(last["kind"], "io");
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("another Talaria process"),
+        "{last}"
+    );
+    assert_eq!(server.requests().len(), 1, "no model call was made");
+
+    drop(holder);
+    server.push(Reply::openai().text("Second answer."));
+    let second = run(exec(&server, dir.path(), &["--resume", &id, "second"])).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+}

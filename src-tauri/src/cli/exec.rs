@@ -234,6 +234,9 @@ fn prepare(args: &ExecArgs, sink: &PrinterSink) -> Result<Agent, SetupError> {
         Some(log) => {
             let (recorder, failure) = match Recorder::reopen(&log.path, errors) {
                 Ok(recorder) => (Some(recorder), None),
+                // Another process is writing this session: going on would fork the
+                // conversation, so stop and say where it is open.
+                Err(error @ HistoryError::InUse(_)) => return Err(error.into()),
                 Err(error) => (None, Some(error)),
             };
             sink.emit(Event::Session {

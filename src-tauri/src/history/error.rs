@@ -21,6 +21,10 @@ pub enum HistoryError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error(
+        "the session log {0} is being written by another Talaria process (the app or a `talaria exec`); finish or close the session there, or start a new session"
+    )]
+    InUse(PathBuf),
     #[error("no session matches {0:?}; run `talaria sessions list` to see the ids")]
     NotFound(String),
     #[error("{0:?} matches several sessions; give more characters of the id")]

@@ -174,8 +174,13 @@ impl Recorder {
     /// alone on its line: the next write starts with a newline.
     pub fn reopen(path: &Path, errors: Arc<dyn EventSink>) -> Result<Recorder, HistoryError> {
         let (header, header_line) = read_header(path)?;
-        let (sink, torn) = FileSink::open_append(path, Some(header_line))
-            .map_err(|e| HistoryError::io("open the session log", path, e))?;
+        let (sink, torn) = FileSink::open_append(path, Some(header_line)).map_err(|e| {
+            if crate::history::sink::is_locked(&e) {
+                HistoryError::InUse(path.to_path_buf())
+            } else {
+                HistoryError::io("open the session log", path, e)
+            }
+        })?;
         Ok(Recorder::with_sink(
             path.to_path_buf(),
             header.id,

@@ -43,6 +43,7 @@ impl FileSink {
             .append(true)
             .create_new(true)
             .open(path)?;
+        lock_exclusive(&file)?;
         file.write_all(header_line)?;
         file.sync_data()?;
         if let Some(parent) = path.parent() {
@@ -65,6 +66,7 @@ impl FileSink {
     /// line (a torn write from a crash), so the next write starts on a fresh line.
     pub fn open_append(path: &Path, header_line: Option<Vec<u8>>) -> io::Result<(FileSink, bool)> {
         let mut file = OpenOptions::new().read(true).append(true).open(path)?;
+        lock_exclusive(&file)?;
         let len = file.seek(SeekFrom::End(0))?;
         let mut torn = false;
         if len > 0 {
@@ -110,6 +112,25 @@ impl FileSink {
 }
 
 /// `create_dir_all`, returning the folders it had to make (outermost first).
+/// One writer per session log, across processes: two writers would interleave their turns in
+/// one conversation. The lock goes with the open file and ends when the writer closes it (or
+/// its process dies, so a crashed writer never blocks a resume).
+fn lock_exclusive(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own for the duration of the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// True when opening failed because another writer holds the session's lock.
+pub fn is_locked(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::WouldBlock
+}
+
 fn create_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut missing = Vec::new();
     let mut at = Some(dir);
