@@ -86,3 +86,52 @@ impl Message {
         }
     }
 }
+
+/// Where a page of a conversation that should start at `start` really starts: moved back over
+/// tool results, so a page never begins with results whose call is on the page before.
+pub fn page_start(messages: &[Message], start: usize) -> usize {
+    let mut start = start.min(messages.len());
+    while start > 0 && matches!(messages.get(start), Some(Message::Tool { .. })) {
+        start -= 1;
+    }
+    start
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool() -> Message {
+        Message::Tool {
+            tool_call_id: "c".into(),
+            name: "todo".into(),
+            content: String::new(),
+            is_error: false,
+        }
+    }
+
+    fn assistant() -> Message {
+        Message::Assistant {
+            content: String::new(),
+            thinking: Vec::new(),
+            tool_calls: Vec::new(),
+            partial: false,
+        }
+    }
+
+    #[test]
+    fn pages_never_start_with_tool_results() {
+        let messages = vec![
+            Message::user("a"),
+            assistant(),
+            tool(),
+            tool(),
+            Message::user("b"),
+        ];
+        assert_eq!(page_start(&messages, 3), 1);
+        assert_eq!(page_start(&messages, 2), 1);
+        assert_eq!(page_start(&messages, 4), 4);
+        assert_eq!(page_start(&messages, 0), 0);
+        assert_eq!(page_start(&messages, 99), 5);
+    }
+}

@@ -10,14 +10,14 @@ use tauri::{AppHandle, State};
 
 use super::error::{CommandError, CommandResult};
 use super::settings;
-use super::state::{AppState, ChannelSink, ChannelSlot, SessionSlot, lock};
+use super::state::{AppState, ChannelSink, ChannelSlot, OpenedLog, SessionSlot, lock};
 use crate::agent::{Agent, ApprovalBroker, ApprovalPolicy};
 use crate::cancel::CancellationToken;
 use crate::config::Settings;
 use crate::event::{Event, EventSink};
 use crate::history::{self, Header, Recorder, SearchHit, SessionSummary};
 use crate::local_servers::{self, LocalServer};
-use crate::message::Message;
+use crate::message::{Message, page_start};
 use crate::todo::TodoItem;
 
 #[derive(Serialize)]
@@ -45,9 +45,21 @@ pub struct SessionView {
     created: String,
     status: String,
     path: String,
+    /// The newest messages (all of them unless `tail` was given).
     messages: Vec<Message>,
+    /// Index of `messages[0]` in the whole conversation; earlier ones come from
+    /// `session_messages`.
+    first_index: usize,
+    total_messages: usize,
     todos: Vec<TodoItem>,
     skipped_lines: usize,
+}
+
+#[derive(Serialize)]
+pub struct MessagePage {
+    messages: Vec<Message>,
+    first_index: usize,
+    total_messages: usize,
 }
 
 /// Saved settings with the environment laid over them: what a new turn uses.
@@ -289,18 +301,68 @@ pub async fn search_sessions(
         .unwrap_or_default())
 }
 
+/// The parsed log of a session, from the one-entry cache when the file has not grown.
+async fn opened_log(state: &AppState, id: &str) -> CommandResult<Arc<history::SessionLog>> {
+    let path = find_session_path(state, id)?;
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    if let Some(opened) = lock(&state.opened).as_ref()
+        && opened.id == id
+        && opened.size == size
+    {
+        return Ok(opened.log.clone());
+    }
+    let log = Arc::new(tokio::task::spawn_blocking(move || history::read_session(&path)).await??);
+    *lock(&state.opened) = Some(OpenedLog {
+        id: id.to_string(),
+        size,
+        log: log.clone(),
+    });
+    Ok(log)
+}
+
+/// Opens a past session. With `tail`, only the newest `tail` messages come back (more if a
+/// page would otherwise start between a tool call and its results), so a long history costs
+/// the window only what it shows.
 #[tauri::command]
-pub async fn open_session(state: State<'_, AppState>, id: String) -> CommandResult<SessionView> {
-    let path = find_session_path(&state, &id)?;
-    let log = tokio::task::spawn_blocking(move || history::read_session(&path)).await??;
+pub async fn open_session(
+    state: State<'_, AppState>,
+    id: String,
+    tail: Option<usize>,
+) -> CommandResult<SessionView> {
+    let log = opened_log(&state, &id).await?;
+    let total = log.messages.len();
+    let first = tail.map_or(0, |tail| {
+        page_start(&log.messages, total.saturating_sub(tail))
+    });
     Ok(SessionView {
         id: log.header.id.clone(),
         title: log.title.clone(),
         created: log.header.created.to_rfc3339(),
         status: log.status.as_str().to_string(),
         path: log.path.display().to_string(),
-        messages: log.messages,
-        todos: log.todos,
+        messages: log.messages[first..].to_vec(),
+        first_index: first,
+        total_messages: total,
+        todos: log.todos.clone(),
         skipped_lines: log.skipped_lines,
+    })
+}
+
+/// Up to `limit` messages before `before` (an index from `open_session` or an earlier page).
+#[tauri::command]
+pub async fn session_messages(
+    state: State<'_, AppState>,
+    id: String,
+    before: usize,
+    limit: usize,
+) -> CommandResult<MessagePage> {
+    let log = opened_log(&state, &id).await?;
+    let total = log.messages.len();
+    let end = before.min(total);
+    let first = page_start(&log.messages, end.saturating_sub(limit));
+    Ok(MessagePage {
+        messages: log.messages[first..end].to_vec(),
+        first_index: first,
+        total_messages: total,
     })
 }

@@ -47,6 +47,7 @@ pub fn run() {
             commands::list_sessions,
             commands::search_sessions,
             commands::open_session,
+            commands::session_messages,
         ]);
     let app = match builder.build(tauri::generate_context!()) {
         Ok(app) => app,

@@ -11,7 +11,7 @@ use tauri::ipc::Channel;
 use crate::agent::{Agent, ApprovalBroker};
 use crate::cancel::CancellationToken;
 use crate::event::{Event, EventSink};
-use crate::history::Index;
+use crate::history::{Index, SessionLog};
 
 /// Locks a std mutex, recovering the data if a panicking thread poisoned it: the state
 /// behind these locks stays consistent (plain assignments), so going on is safe.
@@ -66,6 +66,15 @@ pub struct AppState {
     pub index: Arc<Mutex<Option<Index>>>,
     /// Why the saved settings could not be used, once that was found out; cleared on save.
     pub settings_warning: Mutex<Option<String>>,
+    /// The session log opened last, so paging back through it does not re-read the file.
+    pub opened: Mutex<Option<OpenedLog>>,
+}
+
+/// A parsed session log and the file size it was read at (a grown file is read again).
+pub struct OpenedLog {
+    pub id: String,
+    pub size: u64,
+    pub log: Arc<SessionLog>,
 }
 
 impl AppState {
@@ -75,6 +84,7 @@ impl AppState {
             sessions: Mutex::new(HashMap::new()),
             index: Arc::new(Mutex::new(None)),
             settings_warning: Mutex::new(None),
+            opened: Mutex::new(None),
         }
     }
 
