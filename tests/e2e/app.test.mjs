@@ -599,6 +599,71 @@ describe("Talaria window", { timeout: 240_000 }, () => {
         fs.writeFileSync(path.join(OUT, shotName("long-session")), await session.screenshot());
         log(`screenshot: ${path.join(OUT, shotName("long-session"))}`);
       }
+
+      // The window opened with the newest 400 messages only: "Show earlier" reveals what is
+      // loaded, then fetches the pages before it from the backend, until the first prompt shows.
+      // The reader sits at the top (as after scrolling up to the button); the item they were
+      // looking at must stay where it was, and the window must keep painting.
+      const state = () =>
+        session.execute(`
+          const button = document.querySelector('[data-testid="show-earlier"]');
+          const m = button && /\\(([\\d ]+) more\\)/.exec(button.textContent);
+          const first = Array.from(document.querySelectorAll('[data-testid="user-message"]')).map((u) => u.textContent).includes("Long history marker: read every file");
+          return { left: button ? (m ? Number(m[1].replace(/ /g, "")) : -1) : 0, loading: !!button && button.disabled, first };`);
+      let now = await state();
+      assert.ok(now.left > 4000, `most of the history is not loaded yet (${now.left} more)`);
+      assert.ok(!now.first, "the first prompt is not on screen before Show earlier");
+      await session.execute(`
+        window.__gap = 0; window.__watch = true; let last = performance.now();
+        const f = () => { const n = performance.now(); window.__gap = Math.max(window.__gap, n - last); last = n;
+          if (window.__watch) requestAnimationFrame(f); };
+        requestAnimationFrame(f);`);
+      let clicks = 0;
+      let sawLoading = false;
+      let slowest = 0;
+      let drift = 0;
+      const began = Date.now();
+      while (!now.first) {
+        assert.ok(clicks < 80, `the first prompt is still hidden after ${clicks} clicks (${now.left} more)`);
+        const previous = now.left;
+        const top = await session.execute(`
+          const scroller = document.querySelector(".scroller");
+          scroller.scrollTop = 0;
+          scroller.dispatchEvent(new Event("scroll"));
+          window.__anchor = document.querySelector('[data-testid="user-message"]');
+          const top = window.__anchor.getBoundingClientRect().top;
+          document.querySelector('[data-testid="show-earlier"]').click();
+          return top;`);
+        const t0 = Date.now();
+        now = await waitFor(
+          "Show earlier to add messages",
+          async () => {
+            const s = await state();
+            if (s.loading) sawLoading = true;
+            return !s.loading && s.left < previous ? s : null;
+          },
+          { timeout: 15_000, interval: 30 },
+        );
+        slowest = Math.max(slowest, Date.now() - t0);
+        await sleep(50);
+        const after = await session.execute("return window.__anchor.getBoundingClientRect().top;");
+        drift = Math.max(drift, Math.abs(after - top));
+        clicks++;
+      }
+      const gapAll = await session.execute("window.__watch = false; return window.__gap;");
+      log(
+        `first prompt visible after ${clicks} clicks in ${Date.now() - began} ms; slowest click ${slowest} ms; ` +
+          `longest frame gap ${Math.round(gapAll)} ms; largest anchor drift ${Math.round(drift)} px; loading state seen: ${sawLoading}`,
+      );
+      assert.ok(clicks >= 12, `${clicks} clicks: the earlier pages must have come from the backend`);
+      assert.ok(slowest <= 5000, `a Show earlier click took ${slowest} ms`);
+      assert.ok(gapAll <= 1500, `the window froze for ${Math.round(gapAll)} ms while loading earlier pages`);
+      assert.ok(drift <= 40, `the message on screen moved ${Math.round(drift)} px when earlier ones were added`);
+      assert.equal((await session.allByTestId("show-earlier")).length, 0, "nothing earlier is left");
+      const cards = await session.execute(`
+        const cards = Array.from(document.querySelectorAll('[data-testid="tool-card"]'));
+        return [cards.length, cards.filter((c) => c.dataset.state === "ok").length];`);
+      assert.deepEqual(cards, [1250, 1250], "every tool call has its card, paired with its result");
     }),
   );
 

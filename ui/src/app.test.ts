@@ -4,6 +4,7 @@ import { flushSync, mount, unmount } from "svelte";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import App from "./App.svelte";
 import type { AppStatus, Settings } from "./lib/api";
+import { longSession, openPaged, pageBefore } from "./perf/fixtures";
 
 const settings: Settings = {
   provider: "openai",
@@ -36,17 +37,28 @@ describe("App", () => {
   let status: AppStatus;
   let saved: Settings[];
   let sessions: { id: string; title: string }[];
+  let calls: { cmd: string; args: Record<string, unknown> }[];
+  /** The stored session `open_session` and `session_messages` answer from (800 messages). */
+  const stored = { ...longSession(200, 1000, 10), id: "x1", title: "Written elsewhere" };
 
   beforeEach(() => {
     target = document.createElement("div");
     document.body.appendChild(target);
     saved = [];
     sessions = [];
+    calls = [];
     status = { configured: false, data_dir: "/data", provider: "openai", model: "", base_url: "", env_overrides: [] };
     mockIPC(
       (cmd, payload) => {
         const args = (payload ?? {}) as Record<string, unknown>;
+        calls.push({ cmd, args });
         switch (cmd) {
+          case "open_session":
+            return openPaged(stored, args.tail as number | null | undefined);
+          case "session_messages":
+            return pageBefore(stored, args.before as number, args.limit as number);
+          case "start_turn":
+            return { session_id: args.sessionId, path: "/data/x1.jsonl" };
           case "app_status":
             return status;
           case "get_settings":
@@ -129,5 +141,37 @@ describe("App", () => {
     search.dispatchEvent(new Event("input", { bubbles: true }));
     await until(() => q('[data-testid="session-item"] mark') !== null);
     expect(q('[data-testid="session-item"] mark')?.textContent).toBe("needle");
+  });
+
+  it("continues a session opened a page at a time, and still fetches its earlier pages", async () => {
+    status = { ...status, configured: true, model: "m" };
+    sessions = [{ id: "x1", title: "Written elsewhere" }];
+    app = mount(App, { target });
+    await until(() => q('[data-testid="session-item"]') !== null);
+    q('[data-testid="session-item"]')?.click();
+    await until(() => q('[data-testid="continue-button"]') !== null);
+    expect(calls.find((c) => c.cmd === "open_session")?.args).toMatchObject({ id: "x1", tail: 400 });
+    expect(q('[data-testid="show-earlier"]')?.textContent).toContain("(680 more)"); // 280 hidden + 400 not fetched
+
+    q('[data-testid="continue-button"]')?.click();
+    await until(() => q('[data-testid="prompt-input"]') !== null);
+    const input = q('[data-testid="prompt-input"]') as HTMLTextAreaElement;
+    input.value = "and one more thing";
+    input.dispatchEvent(new Event("input", { bubbles: true }));
+    await until(() => !(q('[data-testid="send-button"]') as HTMLButtonElement).disabled);
+    q('[data-testid="send-button"]')?.click();
+    await until(() => calls.some((c) => c.cmd === "start_turn"));
+    expect(calls.find((c) => c.cmd === "start_turn")?.args).toMatchObject({ sessionId: "x1", prompt: "and one more thing" });
+    const users = () => Array.from(target.querySelectorAll('[data-testid="user-message"]')).map((u) => u.textContent);
+    await until(() => users().at(-1) === "and one more thing");
+
+    for (let i = 0; i < 10 && !users().includes("question 0: what is in file 0?"); i++) {
+      const before = q('[data-testid="show-earlier"]')?.textContent;
+      (q('[data-testid="show-earlier"]') as HTMLButtonElement).click();
+      await until(() => q('[data-testid="show-earlier"]')?.textContent !== before && !(q('[data-testid="show-earlier"]') as HTMLButtonElement | null)?.disabled);
+    }
+    expect(users()[0]).toBe("question 0: what is in file 0?");
+    expect(users().at(-1)).toBe("and one more thing");
+    expect(calls.filter((c) => c.cmd === "session_messages").map((c) => c.args.before)).toEqual([400]);
   });
 });

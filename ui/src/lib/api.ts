@@ -119,9 +119,20 @@ export interface SessionDetail {
   title: string;
   created: string;
   status?: SessionStatus | string;
+  /** The newest messages (all of them unless `tail` was asked for). */
   messages: StoredMessage[];
+  /** Index of `messages[0]` in the whole conversation; earlier ones come from `sessionMessages`. */
+  first_index: number;
+  total_messages: number;
   todos: TodoItem[];
   skipped_lines: number;
+}
+
+/** A page of earlier messages; it never starts with a tool result, so its tool calls pair up within it. */
+export interface MessagePage {
+  messages: StoredMessage[];
+  first_index: number;
+  total_messages: number;
 }
 
 export interface StartedTurn {
@@ -184,7 +195,13 @@ export const listSessions = (limit: number, offset: number) =>
 export const searchSessions = (query: string, limit: number) =>
   call<SearchHit[]>("search_sessions", { query, limit });
 
-export const openSession = (id: string) => call<SessionDetail>("open_session", { id });
+/** Opens a past session; with `tail`, only its newest `tail` messages (a few more so tool results keep their call). */
+export const openSession = (id: string, tail: number | null = null) =>
+  call<SessionDetail>("open_session", { id, tail });
+
+/** Up to `limit` messages before index `before` (a few more so the page does not start with a tool result). */
+export const sessionMessages = (id: string, before: number, limit: number) =>
+  call<MessagePage>("session_messages", { id, before, limit });
 
 /** The backend emits `sessions-changed` when a session log appears or changes on disk. */
 export interface IndexProgress {

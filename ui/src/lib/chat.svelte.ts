@@ -3,7 +3,10 @@
 // string field, so a token re-renders that item alone, never the history.
 
 import * as api from "./api";
-import type { CommandError, Event, SessionDetail, StoredMessage, TodoItem } from "./api";
+import type { CommandError, Event, MessagePage, SessionDetail, StoredMessage, TodoItem } from "./api";
+
+/** Messages asked of the backend at a time for a past session: opening a huge log transfers only its end. */
+export const HISTORY_PAGE = 400;
 
 export type TurnStatus = "idle" | "running" | "stopping" | "stopped" | "done" | "error";
 
@@ -75,6 +78,12 @@ export class NoticeItem {
 
 export type Item = UserItem | AssistantItem | ToolItem | NoticeItem;
 
+/** Items built from a page of earlier messages, and where that page starts. */
+export interface EarlierPage {
+  items: Item[];
+  firstIndex: number;
+}
+
 /** What to do about each failure kind, shown under the backend's message. */
 export function hintFor(kind: string): string {
   switch (kind) {
@@ -137,6 +146,10 @@ export class Conversation {
   /** Loaded from history and not yet continued: the composer is replaced by a Continue bar. */
   past = $state(false);
   skippedLines = $state(0);
+  /** Index in the whole conversation of the oldest loaded message: earlier ones are fetched on demand. */
+  firstIndex = $state(0);
+  /** An earlier page is being fetched. */
+  loadingEarlier = $state(false);
 
   #open: AssistantItem | null = null;
   #tools = new Map<string, ToolItem>();
@@ -288,6 +301,38 @@ export class Conversation {
     this.#tools.clear();
     this.#open = null;
     this.items = historyItems(detail.messages, this.#tools);
+    this.firstIndex = detail.first_index ?? 0;
+  }
+
+  /**
+   * Fetches the page of messages before the oldest loaded one and builds its items, without
+   * adding them: the caller prepends them with `prepend` in the same step as it moves its window.
+   * Null when there is nothing earlier, a fetch is already running, or it failed (banner shown).
+   */
+  async fetchEarlier(limit = HISTORY_PAGE): Promise<EarlierPage | null> {
+    const id = this.sessionId;
+    if (id === null || this.firstIndex <= 0 || this.loadingEarlier) return null;
+    this.loadingEarlier = true;
+    try {
+      const page: MessagePage = await api.sessionMessages(id, this.firstIndex, limit);
+      if (this.sessionId !== id) return null;
+      // Pages never start with a tool result, so the page's own calls are all its results need.
+      const items = historyItems(page.messages, new Map());
+      // A page that does not reach further back (should not happen) must not make the button loop.
+      const firstIndex = page.first_index < this.firstIndex ? page.first_index : 0;
+      return { items, firstIndex };
+    } catch (error) {
+      this.fail(error as CommandError);
+      return null;
+    } finally {
+      this.loadingEarlier = false;
+    }
+  }
+
+  /** Puts a fetched earlier page above what is loaded. */
+  prepend(page: EarlierPage): void {
+    this.items = page.items.concat(this.items);
+    this.firstIndex = page.firstIndex;
   }
 
   #setSession(id: string, path: string): void {

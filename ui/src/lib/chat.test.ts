@@ -170,6 +170,8 @@ describe("Conversation reducer", () => {
       id: "old",
       title: "Old chat",
       created: "2025-01-01T00:00:00Z",
+      first_index: 0,
+      total_messages: 4,
       skipped_lines: 0,
       todos: [],
       messages: [
@@ -295,7 +297,7 @@ describe("ChatPane", () => {
 
   it("shows continue-button for a past session", () => {
     const conv = new Conversation();
-    conv.load({ id: "old", title: "Old", created: "", skipped_lines: 0, todos: [], messages: [{ role: "user", content: "hi" }] });
+    conv.load({ id: "old", title: "Old", created: "", first_index: 0, total_messages: 1, skipped_lines: 0, todos: [], messages: [{ role: "user", content: "hi" }] });
     let continued = false;
     app = mount(ChatPane, { target, props: { conv, status: null, oncontinue: () => (continued = true) } });
     flushSync();

@@ -7,10 +7,10 @@ import { flushSync, mount, tick, unmount } from "svelte";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import App from "../App.svelte";
 import ChatPane from "../components/ChatPane.svelte";
-import type { SessionSummary } from "../lib/api";
+import type { SessionDetail, SessionSummary } from "../lib/api";
 import { Conversation, type AssistantItem } from "../lib/chat.svelte";
 import { parseMarkdown } from "../lib/markdown";
-import { longSession } from "./fixtures";
+import { longSession, openPaged, pageBefore } from "./fixtures";
 
 let target: HTMLElement;
 let app: ReturnType<typeof mount> | null = null;
@@ -55,13 +55,163 @@ describe("a long history", () => {
 
     // "Show earlier" adds a page above, keeping what was there.
     const earlier = q("show-earlier") as HTMLButtonElement;
-    expect(earlier.textContent).toMatch(/\(\d+ more\)/);
+    expect(earlier.textContent).toMatch(/\([\d ]+ more\)/);
     const last = replies.at(-1);
     earlier.click();
     await tick();
     flushSync();
     expect(all("user-message").length).toBeGreaterThan(before);
     expect(all("assistant-message").at(-1)).toBe(last);
+  }, 30_000);
+
+  /** A backend holding one long session, answering `open_session` and `session_messages` a page at a time. */
+  function pagedBackend(detail: SessionDetail, opts: { delayMs?: number; failPages?: number } = {}) {
+    const calls: { cmd: string; args: Record<string, unknown> }[] = [];
+    let failPages = opts.failPages ?? 0;
+    const summary: SessionSummary = {
+      id: detail.id,
+      path: `/data/${detail.id}.jsonl`,
+      title: detail.title,
+      created: detail.created,
+      updated: detail.created,
+      status: "done",
+      message_count: detail.messages.length,
+    };
+    mockIPC(
+      async (cmd, payload) => {
+        const args = (payload ?? {}) as Record<string, unknown>;
+        calls.push({ cmd, args });
+        switch (cmd) {
+          case "app_status":
+            return { configured: true, data_dir: "/data", provider: "openai", model: "m", base_url: "", env_overrides: [] };
+          case "list_sessions":
+            return [summary];
+          case "open_session":
+            return openPaged(detail, args.tail as number | null | undefined);
+          case "session_messages":
+            if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
+            if (failPages > 0) {
+              failPages--;
+              throw { kind: "io", message: "the session log could not be read" };
+            }
+            return pageBefore(detail, args.before as number, args.limit as number);
+          default:
+            throw { kind: "unknown", message: `no mock for ${cmd}` };
+        }
+      },
+      { shouldMockEvents: true },
+    );
+    return calls;
+  }
+
+  async function until(check: () => boolean, timeout = 5000) {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      flushSync();
+      if (check()) return;
+      if (Date.now() > deadline) throw new Error("condition not met in time");
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /** The count on the Show earlier button; 0 when it is gone, Infinity while it loads. */
+  const earlierLeft = () => {
+    const button = q("show-earlier");
+    if (!button) return 0;
+    const m = /\(([\d ]+) more\)/.exec(button.textContent ?? "");
+    return m ? Number(m[1].replace(/ /g, "")) : Infinity;
+  };
+
+  it("opens a 5 000-message session with the newest 400 and fetches earlier pages on Show earlier", async () => {
+    // Two trailing messages put the 400-message boundary on a tool result: the page starts at its call.
+    const detail = longSession(1250, 50, 100_000, 2);
+    expect(detail.messages).toHaveLength(5002);
+    const calls = pagedBackend(detail, { delayMs: 15 });
+    app = mount(App, { target });
+    await until(() => all("session-item").length === 1);
+    const started = performance.now();
+    all("session-item")[0].click();
+    await until(() => all("assistant-message").at(-1)?.textContent?.includes("answer 1") ?? false);
+    console.log(`5000-message session opened through the paged backend in ${(performance.now() - started).toFixed(0)} ms`);
+
+    const opens = calls.filter((c) => c.cmd === "open_session");
+    expect(opens).toHaveLength(1);
+    expect(opens[0].args).toMatchObject({ id: "long", tail: 400 });
+    // Only the window is on screen.
+    const rendered = all("user-message").length + all("assistant-message").length + all("tool-card").length;
+    expect(rendered).toBeLessThanOrEqual(120);
+    // The newest page starts at 4601 (the call before the tool result at 4602): it counts in what is left.
+    const left = earlierLeft();
+    expect(left).toBeGreaterThan(4601);
+    expect(q("show-earlier")?.textContent).toMatch(/\(\d \d{3} more\)/);
+
+    // Click until the first question shows, checking that the count only goes down.
+    let previous = left;
+    let sawLoading = false;
+    for (let clicks = 0; !all("user-message").some((u) => u.textContent === "question 0: what is in file 0?"); clicks++) {
+      expect(clicks).toBeLessThan(100);
+      const button = q("show-earlier") as HTMLButtonElement;
+      expect(button).not.toBeNull();
+      button.click();
+      flushSync();
+      if (button.disabled) {
+        sawLoading = true;
+        expect(button.textContent).toContain("Loading earlier messages");
+      }
+      await until(() => earlierLeft() < previous, 10_000);
+      previous = earlierLeft();
+    }
+    expect(sawLoading).toBe(true);
+    expect(q("show-earlier")).toBeNull();
+    expect(q("error-banner")).toBeNull();
+
+    // Each page was asked for right before the one loaded, 400 at a time.
+    const pages = calls.filter((c) => c.cmd === "session_messages");
+    const expected: number[] = [];
+    for (let before = 4601; before > 0; before = pageBefore(detail, before, 400).first_index) expected.push(before);
+    expect(pages.map((c) => c.args.before)).toEqual(expected);
+    expect(pages.every((c) => c.args.limit === 400 && c.args.id === "long")).toBe(true);
+
+    // Every tool card, across all page boundaries, has its call's arguments and its result.
+    const cards = all("tool-card");
+    expect(cards).toHaveLength(1250);
+    expect(cards.every((c) => c.dataset.state === "ok")).toBe(true);
+    expect(cards.map((c) => c.querySelector(".summary")?.textContent)).toEqual(
+      Array.from({ length: 1250 }, (_, t) => `src/f${t}.rs`),
+    );
+    // The conversation reads in order.
+    const users = all("user-message").map((u) => u.textContent);
+    expect(users[0]).toBe("question 0: what is in file 0?");
+    expect(users[1]).toBe("question 1: what is in file 1?");
+    expect(users.at(-1)).toBe("follow-up 0");
+    expect(users).toHaveLength(1251);
+  }, 120_000);
+
+  it("shows a failed page in the banner and fetches it again on the next click", async () => {
+    const detail = longSession(150);
+    const calls = pagedBackend(detail, { failPages: 1 });
+    app = mount(App, { target });
+    await until(() => all("session-item").length === 1);
+    all("session-item")[0].click();
+    await until(() => q("show-earlier") !== null);
+    // 400 of 600 messages loaded (400 items): three reveals of 120, then a fetch.
+    expect(earlierLeft()).toBe(280 + 200);
+    for (let i = 0; i < 3; i++) (q("show-earlier") as HTMLButtonElement).click();
+    await until(() => earlierLeft() === 200);
+    expect(calls.filter((c) => c.cmd === "session_messages")).toHaveLength(0);
+    (q("show-earlier") as HTMLButtonElement).click();
+    await until(() => q("error-banner") !== null);
+    expect(q("error-banner")?.textContent).toContain("the session log could not be read");
+    await until(() => !(q("show-earlier") as HTMLButtonElement).disabled);
+    expect(earlierLeft()).toBe(200);
+    (q("show-earlier") as HTMLButtonElement).click();
+    // The 200 fetched messages make 200 items: 120 show, the next click the rest.
+    await until(() => earlierLeft() === 80);
+    expect(q("error-banner")).not.toBeNull(); // the banner stays until dismissed
+    (q("show-earlier") as HTMLButtonElement).click();
+    await until(() => all("user-message").some((u) => u.textContent === "question 0: what is in file 0?"));
+    expect(q("show-earlier")).toBeNull();
+    expect(calls.filter((c) => c.cmd === "session_messages").map((c) => c.args.before)).toEqual([200, 200]);
   }, 30_000);
 
   it("shows the first 4 KB of a 100 KB tool result until asked for the rest", () => {
