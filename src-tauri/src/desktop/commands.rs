@@ -118,11 +118,11 @@ pub async fn detect_local_servers() -> CommandResult<Vec<LocalServer>> {
 
 /// Opens a new session, or the slot of one already open, or resumes one from its log.
 fn session_slot(
-    app: &AppHandle,
     state: &AppState,
+    settings: &Settings,
     session_id: Option<String>,
 ) -> CommandResult<Arc<SessionSlot>> {
-    let settings = effective_settings(app, state)?;
+    let settings = settings.clone();
     settings.validate()?;
     let workdir = settings.resolve_workdir(default_workdir())?;
     let channel = ChannelSlot::default();
@@ -193,9 +193,9 @@ pub async fn start_turn(
     if prompt.trim().is_empty() {
         return Err(CommandError::new("usage", "type a message first"));
     }
-    let slot = session_slot(&app, &state, session_id)?;
-    // A session opened earlier follows the settings saved since.
     let settings = effective_settings(&app, &state)?;
+    // A session opened earlier follows the settings saved since (set at the turn's start).
+    let slot = session_slot(&state, &settings, session_id)?;
     let token = CancellationToken::new();
     {
         let mut running = lock(&slot.running);

@@ -25,6 +25,10 @@ pub fn run() {
         .manage(AppState::new(data_dir))
         .setup(|app| {
             let handle = app.handle().clone();
+            let state = handle.state::<AppState>();
+            if let Some(warning) = settings::rescue_unreadable(&state.data_dir) {
+                *lock(&state.settings_warning) = Some(warning);
+            }
             open_index_in_background(handle.clone());
             tauri::async_runtime::spawn(flush_on_signals(handle));
             Ok(())

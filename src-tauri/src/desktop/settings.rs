@@ -27,30 +27,37 @@ pub struct Loaded {
     pub warning: Option<String>,
 }
 
-/// The saved settings. A broken settings file must not stop the app from opening, and must
-/// not be lost: it is kept beside as `settings.json.broken-<time>`, the defaults are used, and
-/// the warning tells the user to check and save them.
+fn unusable(path: &Path, problem: &str, kept: &Path) -> String {
+    format!(
+        "the settings in {} could not be used ({problem}); the file is kept as {}. \
+         Defaults are in use: check them in Settings and press Save",
+        path.display(),
+        kept.display()
+    )
+}
+
+/// Run once at start-up, before the store opens the file: the store would open unreadable
+/// JSON as empty and overwrite it on the next save, so a broken file is moved aside (kept as
+/// `settings.json.broken-<time>`) and the returned warning says what to do.
+pub fn rescue_unreadable(data_dir: &Path) -> Option<String> {
+    let path = data_dir.join(STORE_FILE);
+    let bytes = std::fs::read(&path).ok()?;
+    let error = serde_json::from_slice::<serde_json::Value>(&bytes).err()?;
+    let kept = keep_aside(&path);
+    match std::fs::rename(&path, &kept) {
+        Ok(()) => Some(unusable(&path, &error.to_string(), &kept)),
+        Err(rename) => Some(format!(
+            "the settings file {} is not valid JSON ({error}) and could not be moved aside \
+             ({rename}); fix or delete it, then restart Talaria",
+            path.display()
+        )),
+    }
+}
+
+/// The saved settings, from the store (in memory after its first load). A saved entry that
+/// does not fit the settings shape is copied aside and reported, and the defaults are used.
 pub fn load_saved<R: Runtime>(app: &AppHandle<R>, data_dir: &Path) -> Loaded {
     let path = data_dir.join(STORE_FILE);
-    let warn = |problem: String, kept: &Path| Loaded {
-        settings: Settings::default(),
-        warning: Some(format!(
-            "the settings in {} could not be used ({problem}); the file is kept as {}. \
-             Defaults are in use: check them in Settings and press Save",
-            path.display(),
-            kept.display()
-        )),
-    };
-    // The store opens an unreadable file as empty and would overwrite it on the next save,
-    // so check the JSON first and move a broken file out of its way.
-    if let Ok(bytes) = std::fs::read(&path)
-        && let Err(error) = serde_json::from_slice::<serde_json::Value>(&bytes)
-    {
-        let kept = keep_aside(&path);
-        if std::fs::rename(&path, &kept).is_ok() {
-            return warn(error.to_string(), &kept);
-        }
-    }
     let Ok(store) = app.store(&path) else {
         return Loaded {
             settings: Settings::default(),
@@ -76,7 +83,10 @@ pub fn load_saved<R: Runtime>(app: &AppHandle<R>, data_dir: &Path) -> Loaded {
                 let _ = std::fs::copy(&path, &kept);
                 // Drop the bad entry so this is reported once, not on every read.
                 store.delete(KEY);
-                warn(error.to_string(), &kept)
+                Loaded {
+                    settings: Settings::default(),
+                    warning: Some(unusable(&path, &error.to_string(), &kept)),
+                }
             }
         },
     }
