@@ -6,7 +6,6 @@ set -euo pipefail
 PACKAGES=(
   build-essential pkg-config curl file procps
   libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev
-  libayatana-appindicator3-dev libxdo-dev libssl-dev
   xvfb xauth webkit2gtk-driver
   nodejs npm
 )
