@@ -682,6 +682,38 @@ describe("Talaria window", { timeout: 240_000 }, () => {
     }),
   );
 
+  it(
+    "hands a session to `talaria exec --resume` between turns and takes it back",
+    scenario("handoff", async () => {
+      await standin("POST", "/_standin/reset");
+      await push({ kind: "openai", items: [{ type: "text", text: "App answer one." }] });
+      await newConversation();
+      await sendPrompt("handoff question");
+      await waitFor("turn-status done", async () => (await status()) === "done", { timeout: 20_000 });
+
+      const id = await waitFor("the session in `talaria sessions list`", () => {
+        const listed = spawnSync(APP_BIN, ["sessions", "list", "--data-dir", dataDir, "--json"], { encoding: "utf8" });
+        if (listed.status !== 0) return false;
+        return JSON.parse(listed.stdout).find((s) => s.title === "handoff question")?.id ?? false;
+      });
+      await push({ kind: "openai", items: [{ type: "text", text: "Exec answer." }] });
+      const exec = spawnSync(
+        APP_BIN,
+        ["exec", "--data-dir", dataDir, "--workdir", workDir, "--resume", id, "--base-url", `${standinUrl}/v1`, "--model", "standin-model", "from the terminal"],
+        { encoding: "utf8", timeout: 60_000, env: { ...process.env, TALARIA_API_KEY: "sk-standin" } },
+      );
+      assert.equal(exec.status, 0, `exec --resume of a session idle in the app failed (${exec.status}): ${exec.stderr}`);
+
+      await push({ kind: "openai", items: [{ type: "text", text: "App answer two." }] });
+      await sendPrompt("back in the app");
+      await waitFor("turn-status done", async () => (await status()) === "done", { timeout: 20_000 });
+      const requests = await standin("GET", "/_standin/requests");
+      const sent = JSON.stringify(requests[requests.length - 1].body);
+      assert.match(sent, /from the terminal/, "the app's next turn includes the turn exec added");
+      assert.match(sent, /Exec answer\./);
+    }),
+  );
+
   // Last: it ends the app.
   it(
     "SIGTERM mid-reply: the app stops the turn and writes it to the log before it exits",

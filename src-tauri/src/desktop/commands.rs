@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tauri::ipc::Channel;
-use tauri::{AppHandle, State};
+use tauri::{AppHandle, Manager, State};
 
 use super::error::{CommandError, CommandResult};
 use super::settings;
@@ -116,25 +116,39 @@ pub async fn detect_local_servers() -> CommandResult<Vec<LocalServer>> {
     Ok(local_servers::detect(local_servers::CANDIDATES).await)
 }
 
-/// Opens a new session, or the slot of one already open, or resumes one from its log.
-fn session_slot(
+const BUSY: &str = "a reply is still running in this session; stop it or wait for it to finish";
+
+/// The slot for a turn, claimed for it (its `running` token set) under the sessions lock, so a
+/// slot being released after its last turn can never be claimed and dropped at once. A session
+/// not open here is loaded from its log (the truth: another process may have continued it).
+fn claim_slot(
     state: &AppState,
-    settings: &Settings,
+    settings: Settings,
     session_id: Option<String>,
+    token: &CancellationToken,
 ) -> CommandResult<Arc<SessionSlot>> {
-    let settings = settings.clone();
+    if let Some(id) = &session_id {
+        let sessions = lock(&state.sessions);
+        if let Some(slot) = sessions.get(id) {
+            let mut running = lock(&slot.running);
+            if running.is_some() {
+                return Err(CommandError::new("busy", BUSY));
+            }
+            *running = Some(token.clone());
+            return Ok(slot.clone());
+        }
+    }
     settings.validate()?;
     let workdir = settings.resolve_workdir(default_workdir())?;
     let channel = ChannelSlot::default();
     let errors: Arc<dyn EventSink> = Arc::new(channel.clone());
     let (recorder, agent) = match session_id {
         Some(id) => {
-            if let Some(slot) = state.session(&id) {
-                return Ok(slot);
-            }
             let path = find_session_path(state, &id)?;
+            // Lock first: the log read next is then the whole conversation.
+            let ours = lock(&state.paths).contains_key(&id);
+            let recorder = reopen_log(&path, errors, ours)?;
             let log = history::read_session(&path)?;
-            let recorder = Recorder::reopen(&path, errors)?;
             let agent = Agent::from_history(settings, workdir, log, Some(recorder.clone()))?;
             (recorder, agent)
         }
@@ -157,15 +171,45 @@ fn session_slot(
         id: recorder.session_id().to_string(),
         path: recorder.path().to_path_buf(),
         agent: tokio::sync::Mutex::new(agent),
-        running: Mutex::new(None),
+        running: Mutex::new(Some(token.clone())),
         approvals: Arc::new(ApprovalBroker::new()),
         channel,
     });
-    lock(&state.sessions).insert(slot.id.clone(), slot.clone());
+    let mut sessions = lock(&state.sessions);
+    if sessions.contains_key(&slot.id) {
+        // Another start for the same session won the race (its recorder holds the log).
+        return Err(CommandError::new("busy", BUSY));
+    }
+    sessions.insert(slot.id.clone(), slot.clone());
+    lock(&state.paths).insert(slot.id.clone(), slot.path.clone());
     Ok(slot)
 }
 
+/// Takes a session log for writing. A log this app released a moment ago may still be closing
+/// (its writer finishing the last turn): wait briefly for it rather than report it busy.
+fn reopen_log(
+    path: &std::path::Path,
+    errors: Arc<dyn EventSink>,
+    ours: bool,
+) -> Result<Recorder, history::HistoryError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match Recorder::reopen(path, errors.clone()) {
+            Err(history::HistoryError::InUse(_))
+                if ours && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn find_session_path(state: &AppState, id: &str) -> CommandResult<PathBuf> {
+    // Sessions of this run are known before the watcher has indexed them.
+    if let Some(path) = lock(&state.paths).get(id) {
+        return Ok(path.clone());
+    }
     let index = lock(&state.index);
     let Some(index) = index.as_ref() else {
         return Err(CommandError::new(
@@ -194,19 +238,15 @@ pub async fn start_turn(
         return Err(CommandError::new("usage", "type a message first"));
     }
     let settings = effective_settings(&app, &state)?;
-    // A session opened earlier follows the settings saved since (set at the turn's start).
-    let slot = session_slot(&state, &settings, session_id)?;
     let token = CancellationToken::new();
-    {
-        let mut running = lock(&slot.running);
-        if running.is_some() {
-            return Err(CommandError::new(
-                "busy",
-                "a reply is still running in this session; stop it or wait for it to finish",
-            ));
-        }
-        *running = Some(token.clone());
-    }
+    // Loading a session from its log reads the disk: off the async threads.
+    let slot = {
+        let (app, settings, token) = (app.clone(), settings.clone(), token.clone());
+        tokio::task::spawn_blocking(move || {
+            claim_slot(&app.state::<AppState>(), settings, session_id, &token)
+        })
+        .await??
+    };
     slot.channel.set(on_event.clone());
     let started = StartedTurn {
         session_id: slot.id.clone(),
@@ -231,6 +271,13 @@ pub async fn start_turn(
         }
         drop(agent);
         *lock(&slot.running) = None;
+        // Let go of the log between turns, so `talaria exec --resume` may continue the session
+        // elsewhere; the next turn here reloads it from the log. Closing the log waits for its
+        // writer: off the async threads.
+        let _ = tokio::task::spawn_blocking(move || {
+            app.state::<AppState>().release(&slot);
+        })
+        .await;
     });
     Ok(started)
 }

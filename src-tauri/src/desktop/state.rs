@@ -66,6 +66,8 @@ pub struct AppState {
     pub index: Arc<Mutex<Option<Index>>>,
     /// Why the saved settings could not be used, once that was found out; cleared on save.
     pub settings_warning: Mutex<Option<String>>,
+    /// Log paths of the sessions started or continued in this run.
+    pub paths: Mutex<HashMap<String, PathBuf>>,
     /// The session log opened last, so paging back through it does not re-read the file.
     pub opened: Mutex<Option<OpenedLog>>,
 }
@@ -85,11 +87,30 @@ impl AppState {
             index: Arc::new(Mutex::new(None)),
             settings_warning: Mutex::new(None),
             opened: Mutex::new(None),
+            paths: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn session(&self, id: &str) -> Option<Arc<SessionSlot>> {
         lock(&self.sessions).get(id).cloned()
+    }
+
+    /// Forgets a slot whose turn has ended (unless a new turn claimed it meanwhile); dropping
+    /// it closes its log and releases the log's write lock.
+    pub fn release(&self, slot: &Arc<SessionSlot>) {
+        let removed = {
+            let mut sessions = lock(&self.sessions);
+            let idle = lock(&slot.running).is_none();
+            let same = sessions
+                .get(&slot.id)
+                .is_some_and(|open| Arc::ptr_eq(open, slot));
+            if idle && same {
+                sessions.remove(&slot.id)
+            } else {
+                None
+            }
+        };
+        drop(removed);
     }
 
     /// Cancels every running turn and waits (up to `timeout`) for them to wind down, so their
