@@ -15,19 +15,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_talaria");
 /// `talaria exec --json` with a clean environment, against the stand-in's OpenAI endpoint.
 fn exec(server: &StandIn, data: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
-    for var in [
-        "TALARIA_DATA_DIR",
-        "TALARIA_PROVIDER",
-        "TALARIA_BASE_URL",
-        "TALARIA_MODEL",
-        "TALARIA_API_KEY",
-        "TALARIA_WORKDIR",
-        "TALARIA_TIMEOUT_S",
-        "TALARIA_STALL_TIMEOUT_S",
-        "TALARIA_CONNECT_TIMEOUT_S",
-        "OPENAI_API_KEY",
-        "ANTHROPIC_API_KEY",
-    ] {
+    let vars = talaria::config::ENV_VARS.iter().copied();
+    for var in vars.chain(["TALARIA_DATA_DIR", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"]) {
         cmd.env_remove(var);
     }
     cmd.env("TALARIA_API_KEY", "sk-test");
