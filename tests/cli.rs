@@ -14,6 +14,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_talaria");
 
 /// `talaria exec --json` with a clean environment, against the stand-in's OpenAI endpoint.
 fn exec(server: &StandIn, data: &Path, extra: &[&str]) -> Command {
+    let mut cmd = exec_plain(server, data, &[]);
+    cmd.arg("--json").args(extra);
+    cmd
+}
+
+/// The same `talaria exec` without `--json` (human output); `extra` ends with the prompt.
+fn exec_plain(server: &StandIn, data: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     let vars = talaria::config::ENV_VARS.iter().copied();
     for var in vars.chain(["TALARIA_DATA_DIR", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"]) {
@@ -22,7 +29,6 @@ fn exec(server: &StandIn, data: &Path, extra: &[&str]) -> Command {
     cmd.env("TALARIA_API_KEY", "sk-test");
     cmd.args([
         "exec",
-        "--json",
         "--base-url",
         &server.openai_base(),
         "--model",
@@ -118,22 +124,7 @@ async fn exec_without_json_prints_the_reply_on_stdout() {
     let server = StandIn::start().await;
     let dir = tempfile::tempdir().unwrap();
     server.push(Reply::openai().text("Plain text reply."));
-    let mut cmd = exec(&server, dir.path(), &["hello"]);
-    // Same command without --json: rebuild the argument list.
-    let std_cmd = cmd.as_std_mut();
-    let args: Vec<_> = std_cmd
-        .get_args()
-        .filter(|a| *a != "--json")
-        .map(|a| a.to_owned())
-        .collect();
-    let mut plain = Command::new(BIN);
-    for (k, v) in std_cmd.get_envs() {
-        match v {
-            Some(v) => plain.env(k, v),
-            None => plain.env_remove(k),
-        };
-    }
-    plain.args(args).stdin(Stdio::null());
+    let mut plain = exec_plain(&server, dir.path(), &["hello"]);
     let out = tokio::time::timeout(Duration::from_secs(60), plain.output())
         .await
         .unwrap()
@@ -414,21 +405,7 @@ async fn exec_human_output_shows_tool_activity_on_stderr() {
             .tool_call("call_2", "read_file", r#"{"path":"missing.txt"}"#),
     );
     server.push(Reply::openai().text("The notes have two lines."));
-    let mut cmd = exec(&server, dir.path(), &["read notes"]);
-    let std_cmd = cmd.as_std_mut();
-    let args: Vec<_> = std_cmd
-        .get_args()
-        .filter(|a| *a != "--json")
-        .map(|a| a.to_owned())
-        .collect();
-    let mut plain = Command::new(BIN);
-    for (k, v) in std_cmd.get_envs() {
-        match v {
-            Some(v) => plain.env(k, v),
-            None => plain.env_remove(k),
-        };
-    }
-    plain.args(args).stdin(Stdio::null());
+    let mut plain = exec_plain(&server, dir.path(), &["read notes"]);
     let out = tokio::time::timeout(Duration::from_secs(60), plain.output())
         .await
         .unwrap()

@@ -1084,17 +1084,23 @@ fn ten_thousand_sessions_list_and_search_fast_with_background_rebuild() {
     assert!(again.changed.is_empty());
 }
 
-#[test]
-fn watcher_sees_a_session_from_another_writer_within_1s() {
-    let dir = tempfile::tempdir().unwrap();
+/// A watcher on `data_dir` whose reports (changed session ids) arrive on the receiver.
+fn watch(data_dir: &Path) -> (Watcher, std::sync::mpsc::Receiver<Vec<String>>) {
     let (tx, rx) = std::sync::mpsc::channel::<Vec<String>>();
     let tx = Mutex::new(tx);
-    let watcher = Watcher::start(dir.path(), move |ids| {
+    let watcher = Watcher::start(data_dir, move |ids| {
         if let Ok(tx) = tx.lock() {
             let _ = tx.send(ids);
         }
     })
     .unwrap();
+    (watcher, rx)
+}
+
+#[test]
+fn watcher_sees_a_session_from_another_writer_within_1s() {
+    let dir = tempfile::tempdir().unwrap();
+    let (watcher, rx) = watch(dir.path());
     let index = Index::open(dir.path()).unwrap();
     std::thread::sleep(Duration::from_millis(200));
 
@@ -1605,14 +1611,7 @@ fn removed_or_renamed_sessions_leave_the_index_via_the_watcher() {
     std::fs::create_dir_all(&b_dir).unwrap();
     let b_moved = b_dir.join(b_path.file_name().unwrap());
     std::fs::rename(&b_path, &b_moved).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<String>>();
-    let tx = Mutex::new(tx);
-    let watcher = Watcher::start(dir.path(), move |ids| {
-        if let Ok(tx) = tx.lock() {
-            let _ = tx.send(ids);
-        }
-    })
-    .unwrap();
+    let (watcher, rx) = watch(dir.path());
     let index = Index::open(dir.path()).unwrap();
     let t = Instant::now();
     while index.count().unwrap() < 2 {
