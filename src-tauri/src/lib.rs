@@ -12,6 +12,7 @@ pub mod history;
 pub mod local_servers;
 pub mod message;
 pub mod provider;
+pub mod repair;
 pub mod sse;
 pub mod todo;
 pub mod tools;

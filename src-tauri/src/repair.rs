@@ -1,5 +1,7 @@
-//! Keeping the conversation valid for both providers after a cancel or a crash: every tool call
-//! answered by a result right after it, no orphan results, no empty assistant messages.
+//! Keeping a conversation valid for both providers: it starts with the user, every tool call
+//! is answered by a result right after it, no result lacks its call, no assistant message is
+//! empty. The agent repairs its history after a cancel or a crash; the providers send only
+//! repaired histories, so neither re-implements the pairing rules.
 
 use crate::message::Message;
 
@@ -27,7 +29,8 @@ pub fn repair_history(messages: &mut Vec<Message>) -> Vec<Message> {
             }
             Message::User { .. } | Message::Assistant { .. } => {
                 close_open(&mut out, &mut open);
-                if is_empty_assistant(&message) {
+                // Empty, or before the first user message (a log cut at its start).
+                if is_empty_assistant(&message) || (out.is_empty() && message.role() != "user") {
                     continue;
                 }
                 if let Message::Assistant { tool_calls, .. } = &message {
@@ -45,6 +48,13 @@ pub fn repair_history(messages: &mut Vec<Message>) -> Vec<Message> {
     let appended = out[before..].to_vec();
     *messages = out;
     appended
+}
+
+/// A repaired copy, for a request: what the providers translate to their wire formats.
+pub fn repaired(messages: &[Message]) -> Vec<Message> {
+    let mut copy = messages.to_vec();
+    repair_history(&mut copy);
+    copy
 }
 
 fn close_open(out: &mut Vec<Message>, open: &mut Vec<(String, String)>) {
@@ -141,6 +151,13 @@ mod tests {
         assert!(appended.is_empty());
         let roles: Vec<&str> = messages.iter().map(Message::role).collect();
         assert_eq!(roles, ["user", "assistant", "tool", "user"]);
+    }
+
+    #[test]
+    fn a_history_starts_with_the_user() {
+        let mut messages = vec![assistant(&["a"]), result("a"), Message::user("hi")];
+        repair_history(&mut messages);
+        assert_eq!(messages, vec![Message::user("hi")]);
     }
 
     #[test]

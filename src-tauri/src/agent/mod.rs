@@ -5,15 +5,14 @@
 pub mod approval;
 pub mod batcher;
 pub mod prompt;
-mod repair;
 mod turn;
 
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
+pub use crate::repair::{CANCELLED_RESULT, repair_history};
 pub use approval::{ApprovalBroker, ApprovalPolicy};
-pub use repair::{CANCELLED_RESULT, repair_history};
 
 use crate::config::{ConfigError, Settings};
 use crate::event::ErrorKind;

@@ -8,13 +8,13 @@ use chrono::Utc;
 
 use super::approval::{ApprovalBroker, ApprovalPolicy};
 use super::batcher::TokenBatcher;
-use super::repair::{is_empty_assistant, repair_history};
 use super::{Agent, MAX_TOKENS, TurnOutcome};
 use crate::cancel::CancellationToken;
 use crate::event::{ErrorKind, Event, EventSink, Usage};
 use crate::history::{Record, TurnError, TurnStatus};
 use crate::message::{Message, ToolCall};
 use crate::provider::{Completion, ModelError, ModelRequest, StreamDelta};
+use crate::repair::{is_empty_assistant, repair_history};
 use crate::tools::{ToolContext, ToolOutput};
 
 /// Why the loop stopped, before the outcome is announced and recorded.

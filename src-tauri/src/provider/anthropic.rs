@@ -83,38 +83,24 @@ struct Turn {
     blocks: Vec<Value>,
 }
 
-/// Neutral messages as Anthropic wants them: strictly alternating user/assistant, starting
-/// with user; consecutive messages of one role merged (tool results, the user text after them,
-/// two user messages left by a cancel); every `tool_use` answered at the start of the next user
-/// message and no `tool_result` without its `tool_use` (a history that starts with results, or
-/// a crash between a call and its result); no empty or whitespace-only text blocks.
+/// Neutral messages as Anthropic wants them: the history repaired (starts with the user,
+/// pairs complete: see `crate::repair`), then strictly alternating user/assistant, with
+/// consecutive messages of one role merged (tool results and the user text after them, two user
+/// messages left by a cancel), tool results first in their user message, and no empty or
+/// whitespace-only text blocks.
 pub fn messages_json(messages: &[Message]) -> Vec<Value> {
     let mut turns: Vec<Turn> = Vec::new();
-    // `tool_use` ids of the last assistant turn that have no result yet.
-    let mut open: Vec<String> = Vec::new();
-    for message in messages {
+    for message in &crate::repair::repaired(messages) {
         match message {
-            Message::User { content } => {
-                close_open(&mut turns, &mut open);
-                push_user(&mut turns, None, Some(text_block(content)));
-            }
+            Message::User { content } => push_user(&mut turns, None, Some(text_block(content))),
             Message::Tool {
                 tool_call_id,
                 content,
                 is_error,
                 name: _,
             } => {
-                let id = wire_id(tool_call_id);
-                let Some(pos) = open.iter().position(|open_id| *open_id == id) else {
-                    // Its call is not in the previous assistant message: the API rejects it.
-                    continue;
-                };
-                open.remove(pos);
-                push_user(
-                    &mut turns,
-                    Some(result_block(&id, content, *is_error)),
-                    None,
-                );
+                let block = result_block(&wire_id(tool_call_id), content, *is_error);
+                push_user(&mut turns, Some(block), None);
             }
             Message::Assistant {
                 content,
@@ -123,17 +109,10 @@ pub fn messages_json(messages: &[Message]) -> Vec<Value> {
                 partial: _,
             } => {
                 let blocks = assistant_blocks(content, thinking, tool_calls);
-                // Nothing to say (a cancel before any text), or no user message before it yet.
-                if blocks.is_empty() || turns.is_empty() {
+                // Thinking alone (a reply cancelled early) says nothing and has no calls.
+                if blocks.is_empty() {
                     continue;
                 }
-                close_open(&mut turns, &mut open);
-                open.extend(
-                    blocks
-                        .iter()
-                        .filter(|b| b["type"] == "tool_use")
-                        .filter_map(|b| b["id"].as_str().map(str::to_string)),
-                );
                 match turns.last_mut() {
                     Some(last) if last.assistant => last.blocks.extend(blocks),
                     Some(_) | None => turns.push(Turn {
@@ -145,7 +124,6 @@ pub fn messages_json(messages: &[Message]) -> Vec<Value> {
             }
         }
     }
-    close_open(&mut turns, &mut open);
     turns
         .into_iter()
         .map(|turn| {
@@ -173,15 +151,6 @@ fn push_user(turns: &mut Vec<Turn>, result: Option<Value>, block: Option<Value>)
     };
     turn.results.extend(result);
     turn.blocks.extend(block);
-}
-
-/// Calls that never got a result (the history was cut between a call and its result) are
-/// answered as cancelled, so the request stays valid.
-fn close_open(turns: &mut Vec<Turn>, open: &mut Vec<String>) {
-    for id in std::mem::take(open) {
-        let block = result_block(&id, crate::message::CANCELLED_BY_USER, true);
-        push_user(turns, Some(block), None);
-    }
 }
 
 fn result_block(id: &str, content: &str, is_error: bool) -> Value {

@@ -86,48 +86,22 @@ pub fn request_body(req: &ModelRequest<'_>, max_completion_tokens: bool) -> Valu
     body
 }
 
-/// The conversation as Chat Completions accepts it: every `tool_calls` id answered by a `tool`
-/// message before the next other message, no `tool` message without its call (a history cut
-/// between a call and its result, or one that starts with results), no empty assistant turns.
+/// The conversation on the wire: repaired (pairs complete, see `crate::repair`), then each
+/// message translated; an assistant message with neither text nor calls (thinking alone, which
+/// Chat Completions cannot carry) is left out.
 fn wire_messages(messages: &[Message]) -> Vec<Value> {
-    let mut out = Vec::with_capacity(messages.len());
-    // Ids of the last assistant message's calls that have no result yet.
-    let mut open: Vec<&str> = Vec::new();
-    for message in messages {
-        match message {
-            Message::Tool { tool_call_id, .. } => {
-                let Some(pos) = open.iter().position(|id| *id == tool_call_id) else {
-                    continue;
-                };
-                open.remove(pos);
-            }
-            Message::User { .. } | Message::Assistant { .. } => {
-                close_open(&mut out, &mut open);
-                if let Message::Assistant {
-                    content,
-                    tool_calls,
-                    ..
-                } = message
-                {
-                    if content.trim().is_empty() && tool_calls.is_empty() {
-                        continue;
-                    }
-                    open = tool_calls.iter().map(|call| call.id.as_str()).collect();
-                }
-            }
-        }
-        out.push(message_json(message));
-    }
-    close_open(&mut out, &mut open);
-    out
-}
-
-/// Results for calls that never got one, so the request stays valid.
-fn close_open(out: &mut Vec<Value>, open: &mut Vec<&str>) {
-    for id in open.drain(..) {
-        out.push(json!({"role": "tool", "tool_call_id": id,
-                        "content": crate::message::CANCELLED_BY_USER}));
-    }
+    crate::repair::repaired(messages)
+        .iter()
+        .filter(|message| match message {
+            Message::Assistant {
+                content,
+                tool_calls,
+                ..
+            } => !(content.trim().is_empty() && tool_calls.is_empty()),
+            Message::User { .. } | Message::Tool { .. } => true,
+        })
+        .map(message_json)
+        .collect()
 }
 
 /// One neutral message on the wire. Thinking is not sent: Chat Completions has no field for it.
