@@ -14,5 +14,6 @@ pub mod message;
 pub mod provider;
 pub mod repair;
 pub mod sse;
+pub mod sync;
 pub mod todo;
 pub mod tools;

@@ -3,7 +3,7 @@
 //! other event (so order is kept) and at turn end.
 
 use std::future::Future;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -113,8 +113,7 @@ impl<'a> TokenBatcher<'a> {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // The state is a buffer and a timestamp; a panic elsewhere cannot leave it inconsistent.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.state)
     }
 }
 

@@ -153,14 +153,11 @@ fn claim_slot(
             (recorder, agent)
         }
         None => {
-            let header = Header {
-                id: uuid::Uuid::now_v7().to_string(),
-                created: chrono::Utc::now(),
-                provider: settings.provider.as_str().to_string(),
-                model: settings.model.clone(),
-                workdir: workdir.display().to_string(),
-                version: history::FORMAT_VERSION,
-            };
+            let header = Header::new(
+                settings.provider.as_str(),
+                settings.model.clone(),
+                workdir.display().to_string(),
+            );
             let recorder =
                 Recorder::create(&history::sessions_dir(&state.data_dir), header, errors)?;
             let agent = Agent::new(settings, workdir, Some(recorder.clone()))?;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tauri::ipc::Channel;
@@ -13,13 +13,7 @@ use crate::cancel::CancellationToken;
 use crate::event::{Event, EventSink};
 use crate::history::{Index, SessionLog};
 
-/// Locks a std mutex, recovering the data if a panicking thread poisoned it: the state
-/// behind these locks stays consistent (plain assignments), so going on is safe.
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+pub use crate::sync::lock;
 
 /// The Channel of the turn in progress, shared with the session's recorder so storage errors
 /// reach the window that is looking at the session.

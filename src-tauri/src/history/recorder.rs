@@ -17,6 +17,7 @@ use crate::history::error::HistoryError;
 use crate::history::record::{Header, Line, Record, parse_line};
 use crate::history::session_path;
 use crate::history::sink::{FileSink, LogFile, PartialWrite};
+use crate::sync::lock;
 
 /// The longest a batched record waits before it is written (the seed's interval).
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(500);
@@ -84,10 +85,7 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.send(Command::Close, true);
-        let done = match self.done.lock() {
-            Ok(mut guard) => guard.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
+        let done = lock(&self.done).take();
         if let Some(done) = done {
             // Bounded: a dead disk must not hang the exit path forever.
             let _ = done.recv_timeout(CLOSE_WAIT);
@@ -99,18 +97,11 @@ impl Drop for Inner {
 static LIVE: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
 
 fn live() -> Vec<Arc<Inner>> {
-    let guard = match LIVE.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    guard.iter().filter_map(Weak::upgrade).collect()
+    lock(&LIVE).iter().filter_map(Weak::upgrade).collect()
 }
 
 fn register(inner: &Arc<Inner>) {
-    let mut guard = match LIVE.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    };
+    let mut guard = lock(&LIVE);
     guard.retain(|weak| weak.strong_count() > 0);
     guard.push(Arc::downgrade(inner));
 }
