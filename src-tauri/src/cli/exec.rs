@@ -345,44 +345,8 @@ fn settings_from(
 
 /// Finds a session by id (or a unique prefix of it) and reads it.
 fn load_session(data_dir: &Path, id: &str) -> Result<SessionLog, HistoryError> {
-    let path = find_session(&history::sessions_dir(data_dir), id)?;
+    let path = history::find_log(&history::sessions_dir(data_dir), id)?;
     history::read_session(&path)
-}
-
-/// Logs are named `<id>.jsonl` under dated folders; a walk of names is enough and works even
-/// when the index is missing or stale.
-fn find_session(sessions_dir: &Path, id: &str) -> Result<PathBuf, HistoryError> {
-    let id = id.trim();
-    if id.is_empty() {
-        return Err(HistoryError::NotFound(id.to_string()));
-    }
-    let mut matches = Vec::new();
-    let mut stack = vec![sessions_dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                stack.push(path);
-                continue;
-            }
-            let is_log = path.extension().and_then(|e| e.to_str()) == Some("jsonl");
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-            if is_log && stem == id {
-                return Ok(path);
-            }
-            if is_log && stem.starts_with(id) {
-                matches.push(path);
-            }
-        }
-    }
-    match matches.len() {
-        0 => Err(HistoryError::NotFound(id.to_string())),
-        1 => Ok(matches.remove(0)),
-        _ => Err(HistoryError::Ambiguous(id.to_string())),
-    }
 }
 
 enum Line {
@@ -683,15 +647,15 @@ mod tests {
         std::fs::write(day.join("abc123.jsonl"), "").unwrap();
         std::fs::write(day.join("abd999.jsonl"), "").unwrap();
         assert_eq!(
-            find_session(dir.path(), "abc").unwrap(),
+            history::find_log(dir.path(), "abc").unwrap(),
             day.join("abc123.jsonl")
         );
         assert!(matches!(
-            find_session(dir.path(), "ab"),
+            history::find_log(dir.path(), "ab"),
             Err(HistoryError::Ambiguous(_))
         ));
         assert!(matches!(
-            find_session(dir.path(), "zz"),
+            history::find_log(dir.path(), "zz"),
             Err(HistoryError::NotFound(_))
         ));
     }

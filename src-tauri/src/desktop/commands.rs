@@ -207,19 +207,19 @@ fn find_session_path(state: &AppState, id: &str) -> CommandResult<PathBuf> {
     if let Some(path) = lock(&state.paths).get(id) {
         return Ok(path.clone());
     }
-    let index = lock(&state.index);
-    let Some(index) = index.as_ref() else {
-        return Err(CommandError::new(
-            "busy",
-            "the session index is still opening; try again in a moment",
-        ));
+    let indexed = match lock(&state.index).as_ref() {
+        Some(index) => index.find(id)?.map(|summary| PathBuf::from(summary.path)),
+        None => None,
     };
-    match index.find(id)? {
-        Some(summary) => Ok(PathBuf::from(summary.path)),
-        None => Err(CommandError::new(
-            "not_found",
-            format!("no session {id}: it may have been deleted from the sessions folder"),
-        )),
+    match indexed {
+        Some(path) => Ok(path),
+        // The index may still be opening, or not have seen a log another process just wrote.
+        None => history::find_log(&history::sessions_dir(&state.data_dir), id).map_err(|_| {
+            CommandError::new(
+                "not_found",
+                format!("no session {id}: it may have been deleted from the sessions folder"),
+            )
+        }),
     }
 }
 

@@ -37,6 +37,33 @@ pub fn session_path(sessions_dir: &Path, created: DateTime<Utc>, id: &str) -> Pa
         .join(format!("{id}.jsonl"))
 }
 
+/// The log of session `id`, or of the one session whose id starts with `id`, found by file
+/// name (`<id>.jsonl`): works when the index is missing or stale.
+pub fn find_log(sessions_dir: &Path, id: &str) -> Result<PathBuf, HistoryError> {
+    let id = id.trim();
+    if id.is_empty() {
+        return Err(HistoryError::NotFound(id.to_string()));
+    }
+    let stem = |path: &Path| {
+        path.file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_string)
+    };
+    let mut matches: Vec<PathBuf> = Vec::new();
+    for (path, _, _) in index::walk_logs(sessions_dir) {
+        match stem(&path) {
+            Some(name) if name == id => return Ok(path),
+            Some(name) if name.starts_with(id) => matches.push(path),
+            Some(_) | None => {}
+        }
+    }
+    match matches.len() {
+        0 => Err(HistoryError::NotFound(id.to_string())),
+        1 => Ok(matches.remove(0)),
+        _ => Err(HistoryError::Ambiguous(id.to_string())),
+    }
+}
+
 /// Installs a panic hook (once) that writes every live session log after the usual panic
 /// message, so a crash loses nothing that was recorded.
 pub fn install_panic_flush() {
