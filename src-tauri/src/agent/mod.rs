@@ -129,6 +129,17 @@ impl Agent {
         Ok(agent)
     }
 
+    /// Lets go of the session log (the caller drops it to close the file), keeping the
+    /// conversation in memory; `attach_recorder` picks it up again.
+    pub fn detach_recorder(&mut self) -> Option<Recorder> {
+        self.recorder.take()
+    }
+
+    /// Records to `recorder` from now on (a reopened log of this same conversation).
+    pub fn attach_recorder(&mut self, recorder: Recorder) {
+        self.recorder = Some(recorder);
+    }
+
     pub fn session_id(&self) -> Option<&str> {
         self.recorder.as_ref().map(|r| r.session_id())
     }

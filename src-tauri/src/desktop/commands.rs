@@ -148,8 +148,18 @@ fn claim_slot(
             // Lock first: the log read next is then the whole conversation.
             let ours = lock(&state.paths).contains_key(&id);
             let recorder = reopen_log(&path, errors, ours)?;
-            let log = history::read_session(&path)?;
-            let agent = Agent::from_history(settings, workdir, log, Some(recorder.clone()))?;
+            let size = std::fs::metadata(&path).map(|m| m.len()).ok();
+            let agent = match size.and_then(|size| state.unpark(&id, size)) {
+                // Nobody wrote to the log since our last turn: go on from memory.
+                Some(mut agent) => {
+                    agent.attach_recorder(recorder.clone());
+                    agent
+                }
+                None => {
+                    let log = history::read_session(&path)?;
+                    Agent::from_history(settings, workdir, log, Some(recorder.clone()))?
+                }
+            };
             (recorder, agent)
         }
         None => {
@@ -272,7 +282,7 @@ pub async fn start_turn(
         // elsewhere; the next turn here reloads it from the log. Closing the log waits for its
         // writer: off the async threads.
         let _ = tokio::task::spawn_blocking(move || {
-            app.state::<AppState>().release(&slot);
+            app.state::<AppState>().release(slot);
         })
         .await;
     });

@@ -44,6 +44,12 @@ impl EventSink for ChannelSink {
     }
 }
 
+/// A conversation between turns, and the size of its log when it was closed.
+pub struct Parked {
+    pub agent: Agent,
+    pub size: u64,
+}
+
 pub struct SessionSlot {
     pub id: String,
     pub path: PathBuf,
@@ -60,6 +66,8 @@ pub struct AppState {
     pub index: Arc<Mutex<Option<Index>>>,
     /// Why the saved settings could not be used, once that was found out; cleared on save.
     pub settings_warning: Mutex<Option<String>>,
+    /// Conversations between turns, their logs closed (see `release`).
+    pub parked: Mutex<HashMap<String, Parked>>,
     /// Log paths of the sessions started or continued in this run.
     pub paths: Mutex<HashMap<String, PathBuf>>,
     /// The session log opened last, so paging back through it does not re-read the file.
@@ -82,6 +90,7 @@ impl AppState {
             settings_warning: Mutex::new(None),
             opened: Mutex::new(None),
             paths: Mutex::new(HashMap::new()),
+            parked: Mutex::new(HashMap::new()),
         }
     }
 
@@ -89,22 +98,43 @@ impl AppState {
         lock(&self.sessions).get(id).cloned()
     }
 
-    /// Forgets a slot whose turn has ended (unless a new turn claimed it meanwhile); dropping
-    /// it closes its log and releases the log's write lock.
-    pub fn release(&self, slot: &Arc<SessionSlot>) {
-        let removed = {
+    /// Closes the log of a slot whose turn has ended (unless a new turn claimed it meanwhile),
+    /// which releases the log's write lock, and parks its conversation with the log's size: if
+    /// nobody else writes to the log meanwhile, the next turn goes on from memory.
+    pub fn release(&self, slot: Arc<SessionSlot>) {
+        {
             let mut sessions = lock(&self.sessions);
             let idle = lock(&slot.running).is_none();
             let same = sessions
                 .get(&slot.id)
-                .is_some_and(|open| Arc::ptr_eq(open, slot));
-            if idle && same {
-                sessions.remove(&slot.id)
-            } else {
-                None
+                .is_some_and(|open| Arc::ptr_eq(open, &slot));
+            if !(idle && same) {
+                return;
             }
+            sessions.remove(&slot.id);
+        }
+        // Someone still holds the slot (a Stop racing the end): drop it, the log is the truth.
+        let Ok(slot) = Arc::try_unwrap(slot) else {
+            return;
         };
-        drop(removed);
+        let mut agent = slot.agent.into_inner();
+        // Dropping the last handle writes what is pending and closes the file.
+        drop(agent.detach_recorder());
+        if let Ok(meta) = std::fs::metadata(&slot.path) {
+            lock(&self.parked).insert(
+                slot.id,
+                Parked {
+                    agent,
+                    size: meta.len(),
+                },
+            );
+        }
+    }
+
+    /// The parked conversation of `id`, if its log is still the size it had when parked.
+    pub fn unpark(&self, id: &str, size: u64) -> Option<Agent> {
+        let parked = lock(&self.parked).remove(id)?;
+        (parked.size == size).then_some(parked.agent)
     }
 
     /// Cancels every running turn and waits (up to `timeout`) for them to wind down, so their
