@@ -1,4 +1,5 @@
-//! Racing every await against the turn's cancellation token, codex-style.
+//! Racing awaits against the turn's cancellation token, codex-style. This is the one way the
+//! code races work against a token: `work.or_cancel(&token).await`.
 
 use std::future::Future;
 
@@ -11,6 +12,10 @@ pub struct Cancelled;
 
 /// Extension for futures: `fut.or_cancel(&token).await` yields `Err(Cancelled)` as soon as the
 /// token fires, dropping the future (which closes sockets and kills children it owns).
+///
+/// The work is polled first: work that watches the token itself (the model layer, the tools)
+/// and is ready returns its own result, with whatever it kept (a partial reply, a write that
+/// had already committed).
 pub trait OrCancel: Future + Sized {
     fn or_cancel(
         self,
@@ -24,8 +29,8 @@ pub trait OrCancel: Future + Sized {
         async move {
             tokio::select! {
                 biased;
-                _ = token.cancelled() => Err(Cancelled),
                 output = self => Ok(output),
+                _ = token.cancelled() => Err(Cancelled),
             }
         }
     }

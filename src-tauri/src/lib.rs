@@ -10,6 +10,7 @@ pub mod desktop;
 pub mod event;
 pub mod history;
 pub mod local_servers;
+pub mod logging;
 pub mod message;
 pub mod provider;
 pub mod repair;

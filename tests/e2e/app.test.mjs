@@ -1,175 +1,29 @@
 // End-to-end tests of the real Talaria window: Xvfb + tauri-driver + WebKitWebDriver drive the
 // app binary, which talks to the stand-in LLM server started here. Run: node --test tests/e2e/
-//
-// Env: TALARIA_APP (app binary that serves ui/dist; default target/debug/talaria),
-//      STANDIN_BIN (default target/debug/examples/standin), TAURI_DRIVER (default: on PATH),
-//      TAURI_DRIVER_PORT (default 4444), E2E_OUT (artifacts; default tests/e2e/out).
+// The shared parts (display, stand-in, launching the window) live in harness.mjs.
 
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import readline from "node:readline";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 
-import { Keys, Session, sleep, waitFor } from "./webdriver.mjs";
+import { APP_BIN, App, Keys, OUT, Standin, log, makeTemp, scenario as wrap, shotName, sleep, stopAll, waitFor } from "./harness.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, "../..");
-const APP_BIN = path.resolve(process.env.TALARIA_APP || path.join(ROOT, "target/debug/talaria"));
-const STANDIN_BIN = path.resolve(process.env.STANDIN_BIN || path.join(ROOT, "target/debug/examples/standin"));
-const TAURI_DRIVER = process.env.TAURI_DRIVER || "tauri-driver";
-const DRIVER_PORT = Number(process.env.TAURI_DRIVER_PORT || 4444);
-const DRIVER = `http://127.0.0.1:${DRIVER_PORT}`;
-const OUT = path.resolve(process.env.E2E_OUT || path.join(HERE, "out"));
-// E2E_THEME=dark runs the window with GTK's dark theme (prefers-color-scheme: dark) and names
-// the screenshots *-dark.png.
-const THEME = process.env.E2E_THEME === "dark" ? "dark" : "";
-const shotName = (name) => `${name}${THEME ? `-${THEME}` : ""}.png`;
-
-const children = [];
 let tmp;
 let dataDir;
 let workDir;
-let driverLog;
 let standinUrl;
+let stand;
+let app;
 let session;
 
-function log(message) {
-  process.stderr.write(`[e2e] ${message}\n`);
-}
-
-/** Starts a child in its own process group so the whole tree can be stopped by its id. */
-function start(name, command, args, options = {}) {
-  const child = spawn(command, args, { detached: true, ...options });
-  children.push({ name, child });
-  child.on("error", (error) => log(`${name} failed to start: ${error.message}`));
-  return child;
-}
-
-async function stopAll() {
-  for (const { name, child } of children.reverse()) {
-    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) continue;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    try {
-      process.kill(-child.pid, "SIGTERM");
-    } catch {
-      continue;
-    }
-    const quit = await Promise.race([exited.then(() => true), sleep(3000).then(() => false)]);
-    if (!quit) {
-      log(`${name} ignored SIGTERM; killing it`);
-      try {
-        process.kill(-child.pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-  }
-  children.length = 0;
-}
-
-function freeDisplay() {
-  for (let n = 99; n < 120; n++) {
-    if (!fs.existsSync(`/tmp/.X11-unix/X${n}`) && !fs.existsSync(`/tmp/.X${n}-lock`)) return n;
-  }
-  throw new Error("no free X display number between :99 and :119");
-}
-
-async function ensureDisplay() {
-  if (process.env.DISPLAY) return process.env.DISPLAY;
-  const n = freeDisplay();
-  const display = `:${n}`;
-  const xvfb = start("Xvfb", "Xvfb", [display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"], {
-    stdio: "ignore",
-  });
-  await waitFor("Xvfb to open its socket", () => fs.existsSync(`/tmp/.X11-unix/X${n}`) || xvfb.exitCode !== null, {
-    timeout: 10_000,
-  });
-  assert.equal(xvfb.exitCode, null, "Xvfb exited at once; is it installed (apt install xvfb xauth)?");
-  log(`started Xvfb on ${display}`);
-  return display;
-}
-
-async function startStandin() {
-  assert.ok(fs.existsSync(STANDIN_BIN), `stand-in server not found at ${STANDIN_BIN}: run cargo build --example standin, or set STANDIN_BIN`);
-  const child = start("standin", STANDIN_BIN, [], { stdio: ["ignore", "pipe", "inherit"] });
-  const lines = readline.createInterface({ input: child.stdout });
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("stand-in did not print LISTENING within 15 s")), 15_000);
-    lines.on("line", (line) => {
-      const match = /^LISTENING (\S+)/.exec(line);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`stand-in exited early with ${code}`)));
-  });
-  return url.replace(/\/$/, "");
-}
-
-async function standin(method, pathName, body) {
-  const response = await fetch(`${standinUrl}${pathName}`, {
-    method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert.ok(response.ok, `stand-in ${method} ${pathName}: ${response.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
-const push = (reply) => standin("POST", "/_standin/push", reply);
-
-/** On failure: the window as a PNG and the app's log, copied where the output says. */
-async function saveArtifacts(name) {
-  fs.mkdirSync(OUT, { recursive: true });
-  const stem = path.join(OUT, name.replace(/[^\w.-]+/g, "_"));
-  if (session) {
-    try {
-      fs.writeFileSync(`${stem}.png`, await session.screenshot());
-      log(`screenshot: ${stem}.png`);
-    } catch (error) {
-      log(`no screenshot: ${error.message}`);
-    }
-  }
-  if (driverLog && fs.existsSync(driverLog)) {
-    fs.copyFileSync(driverLog, `${stem}.app.log`);
-    log(`app + driver log: ${stem}.app.log`);
-  }
-}
-
-/** Runs a test body; saves artifacts when it throws. */
-function scenario(name, body) {
-  return async (t) => {
-    try {
-      await body(t);
-    } catch (error) {
-      await saveArtifacts(name);
-      throw error;
-    }
-  };
-}
-
-async function status() {
-  return session.textOf("turn-status");
-}
-
-async function newConversation() {
-  await session.click(await session.byTestId("new-session-button"));
-  await waitFor("an empty chat", async () => (await session.allByTestId("user-message")).length === 0);
-}
-
-async function sendPrompt(prompt) {
-  const input = await session.byTestId("prompt-input");
-  await session.type(input, prompt);
-  const send = await session.byTestId("send-button");
-  await waitFor("send-button to be enabled", () => session.enabled(send), { timeout: 5000 });
-  await session.click(send);
-}
+const scenario = (name, body) => wrap(name, () => app, body);
+const standin = (method, pathName, body) => stand.call(method, pathName, body);
+const push = (reply) => stand.push(reply);
+const status = () => app.status();
+const newConversation = () => app.newConversation();
+const sendPrompt = (prompt) => app.sendPrompt(prompt);
 
 /** A UUID v7 for `ms` (time-ordered, like the app's own ids). */
 function uuidV7(ms) {
@@ -212,85 +66,32 @@ function writeLongSession(dir, turns) {
   return { id, file, bytes: fs.statSync(file).size };
 }
 
+
 describe("Talaria window", { timeout: 240_000 }, () => {
   before(async () => {
-    assert.ok(fs.existsSync(APP_BIN), `app binary not found at ${APP_BIN}: build it (see tests/e2e/README.md) or set TALARIA_APP`);
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "talaria-e2e-"));
-    dataDir = path.join(tmp, "data");
-    workDir = path.join(tmp, "work");
-    fs.mkdirSync(dataDir);
-    fs.mkdirSync(workDir);
+    ({ tmp, dataDir, workDir } = makeTemp());
     fs.writeFileSync(path.join(workDir, "README.txt"), "a folder for the end-to-end tests\n");
     // A settings file broken by hand: the app must open anyway, say so, and keep the file.
     fs.writeFileSync(path.join(dataDir, "settings.json"), '{"settings": {"provider": "openai", "model": ');
-
-    const display = await ensureDisplay();
-    standinUrl = await startStandin();
+    stand = await Standin.start();
+    standinUrl = stand.url;
     log(`stand-in at ${standinUrl}; data in ${dataDir}`);
-
-    driverLog = path.join(tmp, "tauri-driver.log");
-    const logFd = fs.openSync(driverLog, "a");
-    const env = {
-      ...process.env,
-      DISPLAY: display,
-      TALARIA_PROVIDER: "openai",
-      TALARIA_BASE_URL: `${standinUrl}/v1`,
-      TALARIA_MODEL: "standin-model",
-      TALARIA_DATA_DIR: dataDir,
-      TALARIA_WORKDIR: workDir,
-      TALARIA_API_KEY: "sk-standin",
-      // Software rendering: GPU paths of WebKitGTK show blank windows under Xvfb.
-      WEBKIT_DISABLE_DMABUF_RENDERER: process.env.WEBKIT_DISABLE_DMABUF_RENDERER ?? "1",
-      WEBKIT_DISABLE_COMPOSITING_MODE: process.env.WEBKIT_DISABLE_COMPOSITING_MODE ?? "1",
-      RUST_BACKTRACE: "1",
-      ...(THEME === "dark" ? { GTK_THEME: "Adwaita:dark" } : {}),
-    };
-    const driver = start(
-      "tauri-driver",
-      TAURI_DRIVER,
-      ["--port", String(DRIVER_PORT), "--native-port", String(DRIVER_PORT + 1)],
-      { env, stdio: ["ignore", logFd, logFd] },
-    );
-    fs.closeSync(logFd);
-    await waitFor(
-      `tauri-driver at ${DRIVER}/status`,
-      async () => {
-        assert.equal(driver.exitCode, null, `tauri-driver exited (${driver.exitCode}); see ${driverLog}`);
-        const response = await fetch(`${DRIVER}/status`, { signal: AbortSignal.timeout(2000) });
-        return response.status === 200;
+    app = await App.launch({
+      logDir: tmp,
+      env: {
+        TALARIA_PROVIDER: "openai",
+        TALARIA_BASE_URL: `${standinUrl}/v1`,
+        TALARIA_MODEL: "standin-model",
+        TALARIA_DATA_DIR: dataDir,
+        TALARIA_WORKDIR: workDir,
+        TALARIA_API_KEY: "sk-standin",
       },
-      { timeout: 30_000, interval: 200 },
-    );
-
-    session = await Session.create(DRIVER, { alwaysMatch: { "tauri:options": { application: APP_BIN } } });
-    log(`WebDriver session ${session.id}`);
-    // Known flake: the first command after session creation sometimes drops; retry it once.
-    try {
-      await session.title();
-    } catch (error) {
-      log(`first command failed (${error.message}); retrying once`);
-      await sleep(500);
-      await session.title();
-    }
-    await waitFor("the UI to load (turn-status present)", async () => (await status()) !== null, {
-      timeout: 30_000,
-      interval: 200,
     });
+    session = app.session;
   });
 
   after(async () => {
-    if (session) {
-      try {
-        if (process.env.E2E_SCREENSHOT) {
-          fs.mkdirSync(OUT, { recursive: true });
-          fs.writeFileSync(path.join(OUT, shotName("final")), await session.screenshot());
-        }
-        await session.delete();
-      } catch (error) {
-        log(`could not delete the WebDriver session: ${error.message}`);
-      }
-      session = undefined;
-    }
+    if (app) await app.close({ screenshot: process.env.E2E_SCREENSHOT ? "final" : undefined });
     await stopAll();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
@@ -736,6 +537,7 @@ describe("Talaria window", { timeout: 240_000 }, () => {
       process.kill(pids[0], "SIGTERM");
       await waitFor("the app to exit", () => !fs.existsSync(`/proc/${pids[0]}`), { timeout: 10_000, interval: 50 });
       session = undefined; // the window is gone with it
+      app.session = undefined;
 
       const logs = spawnSync("grep", ["-rl", "a question before the app is killed", path.join(dataDir, "sessions")], { encoding: "utf8" });
       const files = logs.stdout.split("\n").filter(Boolean);

@@ -2,14 +2,12 @@
 //! `Cancelled` event goes out first and the bookkeeping (partial text, synthetic tool results,
 //! log records) follows without any wait, since the recorder API is a channel send.
 
-use std::future::Future;
-
 use chrono::Utc;
 
 use super::approval::{ApprovalBroker, ApprovalPolicy};
 use super::batcher::TokenBatcher;
 use super::{Agent, MAX_TOKENS, TurnOutcome};
-use crate::cancel::CancellationToken;
+use crate::cancel::{CancellationToken, Cancelled, OrCancel};
 use crate::event::{ErrorKind, Event, EventSink, Usage};
 use crate::history::{Record, TurnError, TurnStatus};
 use crate::message::{Message, ToolCall};
@@ -208,7 +206,7 @@ impl Agent {
                 max_tokens: MAX_TOKENS,
             };
             let call = self.client.complete(&request, &mut on_delta, cancel);
-            events.drive(race(call, cancel)).await
+            events.drive(call.or_cancel(cancel)).await.ok()
         };
         (result, streamed)
     }
@@ -249,7 +247,7 @@ impl Agent {
             todos: &mut self.todos,
             cancel,
         };
-        race(crate::tools::run(call, ctx), cancel).await
+        crate::tools::run(call, ctx).or_cancel(cancel).await.ok()
     }
 
     fn push_recorded(&mut self, message: Message) {
@@ -393,25 +391,14 @@ async fn ask(
         command,
         reason,
     });
-    match race(answer, cancel).await {
-        Some(Ok(approved)) => Some(approved),
+    match answer.or_cancel(cancel).await {
+        Ok(Ok(approved)) => Some(approved),
         // The broker dropped the request: nobody can answer, so it is a no.
-        Some(Err(_)) => Some(false),
-        None => {
+        Ok(Err(_)) => Some(false),
+        Err(Cancelled) => {
             broker.withdraw(&id);
             None
         }
-    }
-}
-
-/// Runs `work` unless the token fires first. Polls `work` first, so work that races the token
-/// itself (the model layer, the tools) returns its own cancelled result with what it has.
-async fn race<F: Future>(work: F, cancel: &CancellationToken) -> Option<F::Output> {
-    tokio::pin!(work);
-    tokio::select! {
-        biased;
-        output = &mut work => Some(output),
-        _ = cancel.cancelled() => None,
     }
 }
 

@@ -109,6 +109,7 @@ impl SetupError {
 
 /// Runs `talaria exec` and returns the exit code.
 pub fn run(args: ExecArgs) -> i32 {
+    crate::logging::init("warn");
     history::install_panic_flush();
     let printer = Printer::start(args.json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -18,6 +18,7 @@ const EXIT_FLUSH: Duration = Duration::from_secs(3);
 const EXIT_STOP: Duration = Duration::from_secs(1);
 
 pub fn run() {
+    crate::logging::init("info");
     history::install_panic_flush();
     let data_dir = crate::config::data_dir();
     let builder = tauri::Builder::default()
@@ -56,7 +57,7 @@ pub fn run() {
     let app = match builder.build(tauri::generate_context!()) {
         Ok(app) => app,
         Err(error) => {
-            eprintln!("talaria: the window could not start: {error}");
+            tracing::error!("the window could not start: {error}");
             std::process::exit(1);
         }
     };
@@ -77,7 +78,7 @@ fn open_index_in_background(app: tauri::AppHandle) {
         match history::Index::open(&data_dir) {
             Ok(index) => *lock(&state.index) = Some(index),
             Err(error) => {
-                eprintln!("talaria: the session index could not open: {error}");
+                tracing::error!("the session index could not open: {error}");
                 return;
             }
         }
@@ -97,7 +98,7 @@ fn open_index_in_background(app: tauri::AppHandle) {
         match watch {
             // The watcher lives as long as the app.
             Ok(watcher) => std::mem::forget(watcher),
-            Err(error) => eprintln!("talaria: live session updates are off: {error}"),
+            Err(error) => tracing::warn!("live session updates are off: {error}"),
         }
     });
 }

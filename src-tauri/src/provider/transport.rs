@@ -1,7 +1,7 @@
 //! Sending one call and reading its stream: the total deadline, the stall timer, cancellation,
 //! and the retry loop around attempts.
 //!
-//! Every await is a biased `select!` with the cancel token first. Returning drops the response
+//! Every await goes through `or_cancel` (timers inside it). Returning drops the response
 //! and its body stream, which closes the connection at once: that is how a cancel, a timeout or
 //! a stall stops the server.
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::time::{Instant, sleep_until};
 
-use crate::cancel::{CancellationToken, OrCancel};
+use crate::cancel::{CancellationToken, Cancelled, OrCancel};
 use crate::config::ProviderKind;
 use crate::event::ErrorKind;
 use crate::sse::{SseItem, SseParser};
@@ -411,16 +411,31 @@ async fn attempt_once(
     let request = client
         .provider
         .request(&client.http, &client.base_url, &client.api_key, req);
-    let response = tokio::select! {
-        biased;
-        _ = cancel.cancelled() => return Err(Failure::Final(ModelError::Cancelled { partial: None })),
-        _ = &mut total, if has_total => {
-            return Err(Failure::Final(failed(ErrorKind::Timeout, client.timeout_failure())));
+    let waited = async {
+        tokio::select! {
+            biased;
+            _ = &mut total, if has_total => Err(ErrorKind::Timeout),
+            _ = &mut stall, if has_stall => Err(ErrorKind::Stall),
+            response = request.send() => Ok(response),
         }
-        _ = &mut stall, if has_stall => {
-            return Err(Failure::Final(failed(ErrorKind::Stall, client.stall_failure())));
+    }
+    .or_cancel(cancel)
+    .await;
+    let response = match waited {
+        Err(Cancelled) => return Err(Failure::Final(ModelError::Cancelled { partial: None })),
+        Ok(Err(ErrorKind::Timeout)) => {
+            return Err(Failure::Final(failed(
+                ErrorKind::Timeout,
+                client.timeout_failure(),
+            )));
         }
-        response = request.send() => response,
+        Ok(Err(_)) => {
+            return Err(Failure::Final(failed(
+                ErrorKind::Stall,
+                client.stall_failure(),
+            )));
+        }
+        Ok(Ok(response)) => response,
     };
     let response = response.map_err(|error| client.send_failure(&error))?;
     if !response.status().is_success() {
@@ -449,20 +464,27 @@ async fn attempt_once(
     // an event stream (a web page, plain text), which another attempt will not change.
     let mut head: Option<Vec<u8>> = Some(Vec::new());
     loop {
-        let chunk = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => {
+        let waited = async {
+            tokio::select! {
+                biased;
+                _ = &mut total, if has_total => Err(ErrorKind::Timeout),
+                _ = &mut stall, if has_stall => Err(ErrorKind::Stall),
+                chunk = body.next() => Ok(chunk),
+            }
+        }
+        .or_cancel(cancel)
+        .await;
+        let chunk = match waited {
+            Err(Cancelled) => {
                 return Err(Failure::Final(ModelError::Cancelled {
                     partial: decoder.assembly().partial(),
                 }));
             }
-            _ = &mut total, if has_total => {
+            Ok(Err(ErrorKind::Timeout)) => {
                 return finished_or(decoder, ErrorKind::Timeout, client.timeout_failure());
             }
-            _ = &mut stall, if has_stall => {
-                return finished_or(decoder, ErrorKind::Stall, client.stall_failure());
-            }
-            chunk = body.next() => chunk,
+            Ok(Err(_)) => return finished_or(decoder, ErrorKind::Stall, client.stall_failure()),
+            Ok(Ok(chunk)) => chunk,
         };
         let ended = match chunk {
             Some(Ok(bytes)) => {
@@ -572,10 +594,13 @@ async fn read_small_body(
 ) -> Option<String> {
     let read_until = Instant::now() + Duration::from_secs(10);
     let read_until = deadline.map_or(read_until, |d| d.min(read_until));
-    tokio::select! {
-        biased;
-        _ = cancel.cancelled() => None,
-        _ = sleep_until(read_until) => Some(String::new()),
-        body = response.text() => Some(body.unwrap_or_default()),
+    async {
+        tokio::select! {
+            _ = sleep_until(read_until) => String::new(),
+            body = response.text() => body.unwrap_or_default(),
+        }
     }
+    .or_cancel(cancel)
+    .await
+    .ok()
 }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 pub use approval::approval_reason;
 
-use crate::cancel::CancellationToken;
+use crate::cancel::{CancellationToken, Cancelled, OrCancel};
 use crate::message::ToolCall;
 use crate::provider::ToolSpec;
 use crate::todo::TodoStore;
@@ -327,14 +327,11 @@ async fn finish_blocking(
     task: tokio::task::JoinHandle<Result<String, String>>,
     cancel: &CancellationToken,
 ) -> ToolOutput {
-    tokio::select! {
-        biased;
-        _ = cancel.cancelled() => ToolOutput::cancelled(),
-        joined = task => match joined {
-            Ok(Ok(content)) => ToolOutput::ok(content),
-            Ok(Err(message)) => ToolOutput::error(message),
-            Err(err) => ToolOutput::error(format!("{name} failed unexpectedly: {err}")),
-        },
+    match task.or_cancel(cancel).await {
+        Err(Cancelled) => ToolOutput::cancelled(),
+        Ok(Ok(Ok(content))) => ToolOutput::ok(content),
+        Ok(Ok(Err(message))) => ToolOutput::error(message),
+        Ok(Err(err)) => ToolOutput::error(format!("{name} failed unexpectedly: {err}")),
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe::Receiver;
 
 use super::workdir::{PathError, Workdir};
-use crate::cancel::CancellationToken;
+use crate::cancel::{CancellationToken, Cancelled, OrCancel};
 
 pub const DEFAULT_TIMEOUT_S: u64 = 180;
 pub const MAX_TIMEOUT_S: u64 = 600;
@@ -112,6 +112,13 @@ enum End {
     TimedOut,
 }
 
+/// What one wait in the read loop saw.
+enum Step {
+    TimedOut,
+    Exited(std::io::Result<ExitStatus>),
+    Read(std::io::Result<usize>),
+}
+
 pub async fn run(
     workdir: &Path,
     args: TerminalArgs,
@@ -163,21 +170,28 @@ pub async fn run(
     tokio::pin!(deadline);
 
     let end = loop {
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => {
+        let step = async {
+            tokio::select! {
+                biased;
+                _ = &mut deadline => Step::TimedOut,
+                status = child.wait() => Step::Exited(status),
+                read = rx.read(&mut buf), if !eof => Step::Read(read),
+            }
+        }
+        .or_cancel(cancel)
+        .await;
+        match step {
+            Err(Cancelled) => {
                 kill_group(pgid, libc::SIGKILL);
                 guard.armed = false;
                 // Reaping a SIGKILLed child takes microseconds; bounded so cancel stays prompt.
                 let _ = tokio::time::timeout(Duration::from_millis(20), child.wait()).await;
                 return Err(TerminalError::Cancelled);
             }
-            _ = &mut deadline => break End::TimedOut,
-            status = child.wait() => break End::Exited(status.map_err(TerminalError::Wait)?),
-            read = rx.read(&mut buf), if !eof => match read {
-                Ok(0) | Err(_) => eof = true,
-                Ok(n) => capture.push(&buf[..n]),
-            },
+            Ok(Step::TimedOut) => break End::TimedOut,
+            Ok(Step::Exited(status)) => break End::Exited(status.map_err(TerminalError::Wait)?),
+            Ok(Step::Read(Ok(0) | Err(_))) => eof = true,
+            Ok(Step::Read(Ok(n))) => capture.push(&buf[..n]),
         }
     };
 
@@ -185,11 +199,7 @@ pub async fn run(
     let status_line = match end {
         End::TimedOut => {
             kill_group(pgid, libc::SIGTERM);
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => {}
-                _ = tokio::time::sleep(TERM_GRACE) => {}
-            }
+            let _ = tokio::time::sleep(TERM_GRACE).or_cancel(cancel).await;
             kill_group(pgid, libc::SIGKILL);
             guard.armed = false;
             let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
@@ -253,14 +263,19 @@ async fn drain(
 ) -> Result<(), TerminalError> {
     let until = tokio::time::Instant::now() + DRAIN_GRACE;
     while !*eof {
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Err(TerminalError::Cancelled),
-            _ = tokio::time::sleep_until(until) => break,
-            read = rx.read(buf) => match read {
-                Ok(0) | Err(_) => *eof = true,
-                Ok(n) => capture.push(&buf[..n]),
-            },
+        let read = async {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => None,
+                read = rx.read(buf) => Some(read),
+            }
+        }
+        .or_cancel(cancel)
+        .await
+        .map_err(|Cancelled| TerminalError::Cancelled)?;
+        match read {
+            None => break,
+            Some(Ok(0) | Err(_)) => *eof = true,
+            Some(Ok(n)) => capture.push(&buf[..n]),
         }
     }
     Ok(())
