@@ -1,6 +1,26 @@
+/// The app's own commands. Each one gets an `allow-<name>` permission, and the window may call
+/// only those its capability (src-tauri/capabilities/default.json) lists; a test checks that
+/// this list, the capability and the registered handlers agree.
+const COMMANDS: &[&str] = &[
+    "app_status",
+    "get_settings",
+    "save_settings",
+    "choose_workdir",
+    "check_workdir",
+    "detect_local_servers",
+    "start_turn",
+    "cancel_turn",
+    "respond_approval",
+    "list_sessions",
+    "search_sessions",
+    "open_session",
+    "session_messages",
+];
+
 fn main() {
-    let attributes =
-        tauri_build::Attributes::new().capabilities_path_pattern("./src-tauri/capabilities/**/*");
+    let attributes = tauri_build::Attributes::new()
+        .capabilities_path_pattern("./src-tauri/capabilities/**/*")
+        .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
     if let Err(error) = tauri_build::try_build(attributes) {
         println!("cargo:warning=tauri build step failed: {error:#}");
         std::process::exit(1);

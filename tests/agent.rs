@@ -56,6 +56,7 @@ fn settings(p: P, server: &StandIn) -> Settings {
         max_iterations: 10,
         max_attempts: 3,
         workdir: String::new(),
+        ..Settings::default()
     }
 }
 
@@ -493,7 +494,12 @@ async fn approval_ask_approve_and_deny() {
             .unwrap();
         assert_eq!(tool_call_id, "call_1");
         assert_eq!(shown, command);
-        assert!(broker.respond(&id, approve));
+        let decision = if approve {
+            talaria::agent::Decision::Once
+        } else {
+            talaria::agent::Decision::Deny
+        };
+        assert!(broker.respond(&id, decision));
         let (_, outcome) = running.await.unwrap();
         assert_eq!(outcome, TurnOutcome::Done);
         assert_eq!(marker.exists(), approve, "approve={approve}");

@@ -7,5 +7,6 @@ mod agent;
 mod cli;
 mod history;
 mod providers;
+mod safety;
 mod sse;
 mod tools;

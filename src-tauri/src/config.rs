@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::safety::{ApprovalLevel, SafetySettings};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
@@ -36,7 +38,7 @@ impl ProviderKind {
         }
     }
 
-    fn key_env(self) -> &'static str {
+    pub fn key_env(self) -> &'static str {
         match self {
             ProviderKind::Openai => "OPENAI_API_KEY",
             ProviderKind::Anthropic => "ANTHROPIC_API_KEY",
@@ -74,7 +76,16 @@ pub struct Settings {
     pub stall_timeout_s: u64,
     pub max_iterations: u32,
     pub max_attempts: u32,
+    /// The folder new sessions work in. Empty until the user picks one.
     pub workdir: String,
+    /// How much the app asks before a command runs.
+    pub approval_level: ApprovalLevel,
+    /// Folders outside the working folder that sandboxed commands may write to (`~` allowed),
+    /// so that ordinary builds work: package caches and the like.
+    pub writable_dirs: Vec<String>,
+    /// Variables the terminal gets beyond the built-in allowlist (credential-named ones only
+    /// pass when named here).
+    pub terminal_env: Vec<String>,
 }
 
 impl Default for Settings {
@@ -90,6 +101,9 @@ impl Default for Settings {
             max_iterations: 90,
             max_attempts: 3,
             workdir: String::new(),
+            approval_level: ApprovalLevel::default(),
+            writable_dirs: default_writable_dirs(),
+            terminal_env: Vec::new(),
         }
     }
 }
@@ -106,6 +120,28 @@ pub enum ConfigError {
     BadBaseUrl(String),
     #[error("the working folder {0:?} does not exist or is not a folder")]
     BadWorkdir(String),
+    #[error(
+        "no working folder is chosen yet: pick the folder Talaria may work in (Settings → Safety)"
+    )]
+    NoWorkdir,
+}
+
+impl ConfigError {
+    /// The setting this error is about, when it is about one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            ConfigError::UnknownProvider(_) => Some("provider"),
+            ConfigError::NotANumber { name, .. } => match *name {
+                "TALARIA_TIMEOUT_S" => Some("timeout_s"),
+                "TALARIA_STALL_TIMEOUT_S" => Some("stall_timeout_s"),
+                "TALARIA_CONNECT_TIMEOUT_S" => Some("connect_timeout_s"),
+                _ => None,
+            },
+            ConfigError::NoModel => Some("model"),
+            ConfigError::BadBaseUrl(_) => Some("base_url"),
+            ConfigError::BadWorkdir(_) | ConfigError::NoWorkdir => Some("workdir"),
+        }
+    }
 }
 
 impl Settings {
@@ -169,6 +205,18 @@ impl Settings {
         Ok(())
     }
 
+    /// The safety inputs of these settings.
+    pub fn safety(&self) -> SafetySettings {
+        SafetySettings {
+            level: self.approval_level,
+            writable_dirs: self.writable_dirs.clone(),
+            terminal_env: self.terminal_env.clone(),
+            api_key: self.api_key.clone(),
+            no_sandbox: false,
+            allow_secrets: false,
+        }
+    }
+
     /// The folder tools run in, given the default for this front end.
     pub fn resolve_workdir(&self, default: PathBuf) -> Result<PathBuf, ConfigError> {
         let dir = if self.workdir.trim().is_empty() {
@@ -182,6 +230,111 @@ impl Settings {
             Err(ConfigError::BadWorkdir(dir.display().to_string()))
         }
     }
+}
+
+/// A setting the environment decides for this run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EnvOverride {
+    /// The setting's name (`model`, `api_key`, …).
+    pub field: &'static str,
+    /// The variable that sets it.
+    pub var: String,
+    /// Its value; for the API key only a masked form.
+    pub value: String,
+}
+
+/// The settings the environment overrides, looked up through `var`. `provider` picks which
+/// `*_API_KEY` variable applies when TALARIA_API_KEY is not set.
+pub fn env_overrides(
+    var: impl Fn(&str) -> Option<String>,
+    provider: ProviderKind,
+) -> Vec<EnvOverride> {
+    let mut out = Vec::new();
+    let fields: [(&'static str, &str); 7] = [
+        ("provider", "TALARIA_PROVIDER"),
+        ("base_url", "TALARIA_BASE_URL"),
+        ("model", "TALARIA_MODEL"),
+        ("workdir", "TALARIA_WORKDIR"),
+        ("timeout_s", "TALARIA_TIMEOUT_S"),
+        ("stall_timeout_s", "TALARIA_STALL_TIMEOUT_S"),
+        ("connect_timeout_s", "TALARIA_CONNECT_TIMEOUT_S"),
+    ];
+    let provider = var("TALARIA_PROVIDER")
+        .and_then(|p| ProviderKind::parse(&p))
+        .unwrap_or(provider);
+    for (field, name) in fields {
+        if let Some(value) = var(name) {
+            out.push(EnvOverride {
+                field,
+                var: name.to_string(),
+                value,
+            });
+        }
+    }
+    for name in ["TALARIA_API_KEY", provider.key_env()] {
+        if let Some(value) = var(name) {
+            out.push(EnvOverride {
+                field: "api_key",
+                var: name.to_string(),
+                value: mask(&value),
+            });
+            break;
+        }
+    }
+    out
+}
+
+/// `sk-…1234`: enough to recognise a key, not to use it.
+pub fn mask(key: &str) -> String {
+    let chars: Vec<char> = key.trim().chars().collect();
+    if chars.len() <= 8 {
+        return "•".repeat(chars.len().max(4));
+    }
+    let head: String = chars.iter().take(3).collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+impl Settings {
+    /// What Save writes: the user's values, except that a field the environment overrides
+    /// keeps its previously saved value (the form shows the environment's value read-only, and
+    /// it must never end up in the file). The API key is stored apart and is left empty here.
+    pub fn for_saving(&self, saved: &Settings, overrides: &[EnvOverride]) -> Settings {
+        let mut out = self.clone();
+        let overridden = |field: &str| overrides.iter().any(|o| o.field == field);
+        if overridden("provider") {
+            out.provider = saved.provider;
+        }
+        if overridden("base_url") {
+            out.base_url = saved.base_url.clone();
+        }
+        if overridden("model") {
+            out.model = saved.model.clone();
+        }
+        if overridden("workdir") {
+            out.workdir = saved.workdir.clone();
+        }
+        if overridden("timeout_s") {
+            out.timeout_s = saved.timeout_s;
+        }
+        if overridden("stall_timeout_s") {
+            out.stall_timeout_s = saved.stall_timeout_s;
+        }
+        if overridden("connect_timeout_s") {
+            out.connect_timeout_s = saved.connect_timeout_s;
+        }
+        out.api_key = String::new();
+        out
+    }
+}
+
+/// Package caches that builds write to: writable inside the sandbox unless settings say
+/// otherwise (crates.io and npm credentials in them stay unreadable).
+pub fn default_writable_dirs() -> Vec<String> {
+    ["~/.cargo", "~/.rustup", "~/.npm", "~/.cache"]
+        .into_iter()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Where the app keeps everything: `TALARIA_DATA_DIR`, else the platform data dir.

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::agent::Decision;
+use crate::safety::AskKind;
 use crate::todo::TodoItem;
 
 /// Why a turn failed. Serialized in snake_case; `exec --json` prints it as `kind`.
@@ -79,13 +81,22 @@ pub enum Event {
     },
     /// The full todo list, whenever it changes.
     Todo { todos: Vec<TodoItem> },
-    /// A dangerous command waits for the user's yes or no (answer with the same `id`).
+    /// A tool call waits for the user's decision (answer with the same `id`): a command that
+    /// is not known read-only, a secret, or running a command again outside the sandbox.
     ApprovalRequest {
         id: String,
         tool_call_id: String,
+        /// The command line (terminal), else a one-line summary of the call.
         command: String,
         reason: String,
+        kind: AskKind,
+        /// The tool's name.
+        tool: String,
+        /// The answers to offer, in order.
+        choices: Vec<Decision>,
     },
+    /// Something the user should know once (e.g. there is no sandbox on this system).
+    Notice { message: String },
     /// Before a retry wait.
     Retry {
         attempt: u32,
@@ -123,6 +134,7 @@ impl Event {
             | Event::ToolResult { .. }
             | Event::Todo { .. }
             | Event::ApprovalRequest { .. }
+            | Event::Notice { .. }
             | Event::Retry { .. }
             | Event::StorageError { .. } => false,
         }

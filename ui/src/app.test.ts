@@ -3,7 +3,7 @@ import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
 import { flushSync, mount, unmount } from "svelte";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import App from "./App.svelte";
-import type { AppStatus, Settings } from "./lib/api";
+import type { AppStatus, Settings, SettingsView } from "./lib/api";
 import { longSession, openPaged, pageBefore } from "./perf/fixtures";
 
 const settings: Settings = {
@@ -16,6 +16,36 @@ const settings: Settings = {
   max_iterations: 90,
   max_attempts: 3,
   workdir: "",
+  approval_level: "ask",
+  writable_dirs: ["~/.cargo"],
+  terminal_env: [],
+};
+
+function view(saved: Settings, env: SettingsView["env"] = []): SettingsView {
+  return {
+    saved,
+    env,
+    key: { storage: "file", saved: null },
+    sandbox: { available: true },
+    data_dir: "/data",
+    suggested_workdir: "/home/u/Talaria",
+  };
+}
+
+const baseStatus: AppStatus = {
+  configured: false,
+  model_ready: false,
+  workdir_ready: true,
+  workdir: "/home/u/proj",
+  home: "/home/u",
+  data_dir: "/data",
+  provider: "openai",
+  model: "",
+  base_url: "",
+  env_overrides: [],
+  approval_level: "ask",
+  sandbox: { available: true },
+  key_storage: "file",
 };
 
 function until(check: () => boolean, timeout = 2000): Promise<void> {
@@ -36,6 +66,9 @@ describe("App", () => {
   let app: ReturnType<typeof mount> | null = null;
   let status: AppStatus;
   let saved: Settings[];
+  let savedKeys: (string | null)[];
+  let env: SettingsView["env"];
+  let workdirs: { path: unknown; create: unknown }[];
   let sessions: { id: string; title: string }[];
   let calls: { cmd: string; args: Record<string, unknown> }[];
   /** The stored session `open_session` and `session_messages` answer from (800 messages). */
@@ -45,9 +78,12 @@ describe("App", () => {
     target = document.createElement("div");
     document.body.appendChild(target);
     saved = [];
+    savedKeys = [];
+    env = [];
+    workdirs = [];
     sessions = [];
     calls = [];
-    status = { configured: false, data_dir: "/data", provider: "openai", model: "", base_url: "", env_overrides: [] };
+    status = { ...baseStatus };
     mockIPC(
       (cmd, payload) => {
         const args = (payload ?? {}) as Record<string, unknown>;
@@ -58,17 +94,26 @@ describe("App", () => {
           case "session_messages":
             return pageBefore(stored, args.before as number, args.limit as number);
           case "start_turn":
-            return { session_id: args.sessionId, path: "/data/x1.jsonl" };
+            return { session_id: args.sessionId, path: "/data/x1.jsonl", workdir: "/home/u/proj" };
           case "app_status":
             return status;
           case "get_settings":
-            return settings;
+            return view(settings, env);
           case "save_settings": {
             const s = args.settings as Settings;
-            if (!s.model) throw { kind: "config", message: "no model is set: choose one in Settings" };
+            if (!s.model) throw { kind: "config", message: "no model is set: choose one in Settings", field: "model" };
             saved.push(s);
-            status = { ...status, configured: true, model: s.model, base_url: s.base_url };
-            return s;
+            savedKeys.push(args.apiKey as string | null);
+            status = { ...status, configured: true, model_ready: true, model: s.model, base_url: s.base_url };
+            return view(s, env);
+          }
+          case "choose_workdir": {
+            workdirs.push({ path: args.path, create: args.create });
+            if (args.path === "/home/u") {
+              throw { kind: "config", message: "/home/u cannot be the working folder: it is your home folder", field: "workdir" };
+            }
+            status = { ...status, workdir_ready: true, workdir: "/home/u/Talaria", configured: status.model_ready };
+            return "/home/u/Talaria";
           }
           case "detect_local_servers":
             return [{ name: "Ollama", base_url: "http://127.0.0.1:11434/v1", models: ["qwen3:8b"] }];
@@ -124,10 +169,60 @@ describe("App", () => {
     expect((q('[name="api_key"]') as HTMLInputElement).type).toBe("password");
     q('[data-testid="settings-save-button"]')?.click();
     await until(() => (q('[role="alert"]')?.textContent ?? "").includes("no model is set"));
+    // The error sits under the field it names.
+    expect(q('[name="model"]')?.parentElement?.querySelector('[role="alert"]')?.textContent).toContain("no model is set");
+  });
+
+  it("shows environment overrides read-only and never sends them back", async () => {
+    env = [
+      { field: "model", var: "TALARIA_MODEL", value: "env-model" },
+      { field: "api_key", var: "OPENAI_API_KEY", value: "sk-…1234" },
+    ];
+    settings.model = "saved-model";
+    app = mount(App, { target });
+    await until(() => q('[data-testid="settings-button"]') !== null);
+    q('[data-testid="settings-button"]')?.click();
+    await until(() => q('[data-testid="settings-save-button"]') !== null);
+    const model = q('[name="model"]') as HTMLInputElement;
+    expect(model.readOnly).toBe(true);
+    expect(model.value).toBe("env-model");
+    expect(model.parentElement?.textContent).toContain("TALARIA_MODEL");
+    const key = q('[name="api_key"]') as HTMLInputElement;
+    expect(key.readOnly).toBe(true);
+    expect(key.parentElement?.textContent).toContain("OPENAI_API_KEY");
+    (q('[name="base_url"]') as HTMLInputElement).value = "http://127.0.0.1:9/v1";
+    q('[name="base_url"]')?.dispatchEvent(new Event("input", { bubbles: true }));
+    // Saving sends the saved model and no key, whatever the environment holds.
+    q('[data-testid="settings-save-button"]')?.click();
+    await until(() => saved.length === 1);
+    settings.model = "";
+    expect(saved[0].model).toBe("saved-model");
+    expect(saved[0].base_url).toBe("http://127.0.0.1:9/v1");
+    expect(saved[0].api_key).toBeUndefined();
+    expect(savedKeys[0]).toBeNull();
+  });
+
+  it("asks for a working folder on first run and refuses the home folder", async () => {
+    status = { ...status, workdir_ready: false, workdir: "", model_ready: true, model: "m" };
+    app = mount(App, { target });
+    await until(() => q('[data-testid="create-workdir"]') !== null);
+    const input = q('[data-testid="workdir-input"]') as HTMLInputElement;
+    input.value = "/home/u";
+    input.dispatchEvent(new Event("input", { bubbles: true }));
+    await until(() => !(q('[data-testid="use-workdir"]') as HTMLButtonElement).disabled);
+    q('[data-testid="use-workdir"]')?.click();
+    await until(() => (q('[data-testid="workdir-error"]')?.textContent ?? "").includes("home folder"));
+    q('[data-testid="create-workdir"]')?.click();
+    await until(() => q('[data-testid="welcome-card"]') === null);
+    expect(workdirs).toEqual([
+      { path: "/home/u", create: false },
+      { path: null, create: true },
+    ]);
+    await until(() => (q('[data-testid="chat-folder"]')?.textContent ?? "").includes("~/Talaria"));
   });
 
   it("refreshes the session list on sessions-changed and renders search hits with marks", async () => {
-    status = { ...status, configured: true, model: "m" };
+    status = { ...status, configured: true, model_ready: true, model: "m" };
     app = mount(App, { target });
     await until(() => q('[data-testid="prompt-input"]') !== null);
     expect(target.querySelectorAll('[data-testid="session-item"]')).toHaveLength(0);
@@ -144,7 +239,7 @@ describe("App", () => {
   });
 
   it("continues a session opened a page at a time, and still fetches its earlier pages", async () => {
-    status = { ...status, configured: true, model: "m" };
+    status = { ...status, configured: true, model_ready: true, model: "m" };
     sessions = [{ id: "x1", title: "Written elsewhere" }];
     app = mount(App, { target });
     await until(() => q('[data-testid="session-item"]') !== null);

@@ -7,18 +7,20 @@ pub mod batcher;
 pub mod prompt;
 mod turn;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
 pub use crate::repair::{CANCELLED_RESULT, repair_history};
-pub use approval::{ApprovalBroker, ApprovalPolicy};
+pub use approval::{ApprovalBroker, ApprovalPolicy, Decision};
 
 use crate::config::{ConfigError, Settings};
 use crate::event::ErrorKind;
 use crate::history::{Record, Recorder, SessionLog, TurnStatus};
 use crate::message::Message;
 use crate::provider::{ModelClient, ModelError, ToolSpec};
+use crate::safety::Safety;
 use crate::todo::TodoStore;
 
 /// Upper bound on one reply's length, sent as `max_tokens` (Anthropic requires one).
@@ -60,6 +62,25 @@ pub enum TurnOutcome {
     Failed { kind: ErrorKind, message: String },
 }
 
+/// Where a conversation's safety rules come from besides its settings: the data folder (a
+/// secret) and the `exec` flags.
+#[derive(Clone, Debug)]
+pub struct SafetyOptions {
+    pub data_dir: PathBuf,
+    pub no_sandbox: bool,
+    pub allow_secrets: bool,
+}
+
+impl Default for SafetyOptions {
+    fn default() -> Self {
+        SafetyOptions {
+            data_dir: crate::config::data_dir(),
+            no_sandbox: false,
+            allow_secrets: false,
+        }
+    }
+}
+
 /// One conversation.
 pub struct Agent {
     settings: Settings,
@@ -71,6 +92,12 @@ pub struct Agent {
     client: ModelClient,
     recorder: Option<Recorder>,
     turns: u64,
+    options: SafetyOptions,
+    safety: Safety,
+    /// Commands the user allowed "for this session".
+    grants: HashSet<String>,
+    /// The user was told there is no sandbox.
+    sandbox_noticed: bool,
 }
 
 impl Agent {
@@ -82,6 +109,8 @@ impl Agent {
     ) -> Result<Agent, AgentError> {
         settings.validate()?;
         let client = ModelClient::new(&settings)?;
+        let options = SafetyOptions::default();
+        let safety = Safety::new(&settings.safety(), &options.data_dir, &workdir);
         Ok(Agent {
             system: prompt::system_prompt(&workdir),
             tools: crate::tools::specs(),
@@ -92,7 +121,29 @@ impl Agent {
             client,
             recorder,
             turns: 0,
+            options,
+            safety,
+            grants: HashSet::new(),
+            sandbox_noticed: false,
         })
+    }
+
+    /// The data folder and `exec` flags the safety rules use (the default reads
+    /// `TALARIA_DATA_DIR`).
+    pub fn set_safety_options(&mut self, options: SafetyOptions) {
+        self.options = options;
+        self.rebuild_safety();
+    }
+
+    pub fn safety(&self) -> &Safety {
+        &self.safety
+    }
+
+    fn rebuild_safety(&mut self) {
+        let mut inputs = self.settings.safety();
+        inputs.no_sandbox = self.options.no_sandbox;
+        inputs.allow_secrets = self.options.allow_secrets;
+        self.safety = Safety::new(&inputs, &self.options.data_dir, &self.workdir);
     }
 
     /// Resumes a recorded session. A last turn that never ended (a crash) is marked
@@ -179,6 +230,7 @@ impl Agent {
         settings.validate()?;
         self.client = ModelClient::new(&settings)?;
         self.settings = settings;
+        self.rebuild_safety();
         Ok(())
     }
 

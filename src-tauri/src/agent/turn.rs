@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 
-use super::approval::{ApprovalBroker, ApprovalPolicy};
+use super::approval::{ApprovalBroker, ApprovalPolicy, Decision, Verdict, verdict};
 use super::batcher::TokenBatcher;
 use super::{Agent, MAX_TOKENS, TurnOutcome};
 use crate::cancel::{CancellationToken, Cancelled, OrCancel};
@@ -13,6 +13,7 @@ use crate::history::{Record, TurnError, TurnStatus};
 use crate::message::{Message, ToolCall};
 use crate::provider::{Completion, ModelError, ModelRequest, StreamDelta};
 use crate::repair::{is_empty_assistant, repair_history};
+use crate::safety::{ApprovalLevel, AskKind};
 use crate::tools::{ToolContext, ToolOutput};
 
 /// Why the loop stopped, before the outcome is announced and recorded.
@@ -57,10 +58,41 @@ impl Agent {
             });
         }
         events.emit(Event::TurnStarted { turn });
+        self.notice_missing_sandbox(&events, approvals);
 
         let mut usage: Option<Usage> = None;
         let stop = self.run_loop(&events, approvals, &cancel, &mut usage).await;
         self.finish(turn, stop, usage, &events)
+    }
+
+    /// Once per conversation: what the user should know about this setup (no sandbox, the
+    /// data folder inside the working folder).
+    fn notice_missing_sandbox(&mut self, events: &TokenBatcher<'_>, approvals: &ApprovalPolicy) {
+        if self.sandbox_noticed {
+            return;
+        }
+        self.sandbox_noticed = true;
+        for message in self.safety.notices(&self.workdir, &self.options.data_dir) {
+            events.emit(Event::Notice { message });
+        }
+        let Err(reason) = &self.safety.sandbox else {
+            return;
+        };
+        if self.options.no_sandbox {
+            return;
+        }
+        let consequence = match approvals {
+            ApprovalPolicy::Ask(_) => {
+                "every command that is not known to be read-only asks first, whatever the approval level"
+            }
+            ApprovalPolicy::DenyAll => {
+                "commands that are not known to be read-only are refused; pass --approve-all to run them without a sandbox"
+            }
+            ApprovalPolicy::ApproveAll => "commands run without a sandbox, as --approve-all asks",
+        };
+        events.emit(Event::Notice {
+            message: format!("No sandbox for terminal commands: {reason}. So {consequence}."),
+        });
     }
 
     async fn run_loop(
@@ -220,34 +252,111 @@ impl Agent {
         approvals: &ApprovalPolicy,
         cancel: &CancellationToken,
     ) -> Option<ToolOutput> {
-        if let Some(reason) = crate::tools::approval_reason(call) {
-            match approvals {
-                ApprovalPolicy::ApproveAll => {}
-                ApprovalPolicy::DenyAll => {
-                    return Some(error_output(format!(
-                        "refused: needs approval (run with --approve-all to allow): {reason}"
-                    )));
-                }
-                ApprovalPolicy::Ask(broker) => {
-                    match ask(broker, call, reason.clone(), events, cancel).await {
-                        None => return None,
-                        Some(true) => {}
-                        Some(false) => {
-                            return Some(error_output(format!(
-                                "denied by the user ({reason}); do not retry this command, \
-                                 ask the user or choose a safer way"
+        let mut allow_secret = false;
+        if let Some(concern) = self.safety.concern(call, &self.workdir) {
+            let granted = concern
+                .grant_key
+                .as_ref()
+                .is_some_and(|key| self.grants.contains(key));
+            match verdict(&concern, approvals, &self.safety, granted) {
+                Verdict::Run => {}
+                Verdict::Refuse(message) => return Some(ToolOutput::error(message)),
+                Verdict::Ask => {
+                    let ApprovalPolicy::Ask(broker) = approvals else {
+                        return Some(ToolOutput::error(concern.reason));
+                    };
+                    let choices = Decision::choices(concern.kind, concern.grant_key.is_some());
+                    let question = Question {
+                        kind: concern.kind,
+                        reason: concern.reason.clone(),
+                        choices,
+                    };
+                    match ask(broker, call, question, events, cancel).await? {
+                        Decision::Deny => {
+                            return Some(ToolOutput::error(format!(
+                                "denied by the user ({}); do not retry this call, ask the user or choose another way",
+                                concern.reason
                             )));
                         }
+                        Decision::Session => {
+                            if let Some(key) = concern.grant_key.clone() {
+                                self.grants.insert(key);
+                            }
+                        }
+                        Decision::Once => {}
                     }
                 }
             }
+            allow_secret = concern.secret;
         }
-        let ctx = ToolContext {
-            workdir: &self.workdir,
-            todos: &mut self.todos,
-            cancel,
+        let output = self.invoke(call, cancel, allow_secret, false).await;
+        if !output.sandbox_denied {
+            return Some(output);
+        }
+        self.escalate(call, output, events, approvals, cancel).await
+    }
+
+    /// A sandboxed command failed because the sandbox stopped it: the user may let it run again
+    /// outside the sandbox (desktop), or is told how (exec).
+    async fn escalate(
+        &mut self,
+        call: &ToolCall,
+        mut output: ToolOutput,
+        events: &TokenBatcher<'_>,
+        approvals: &ApprovalPolicy,
+        cancel: &CancellationToken,
+    ) -> Option<ToolOutput> {
+        let note = match approvals {
+            ApprovalPolicy::Ask(broker) if self.safety.level != ApprovalLevel::Never => {
+                let question = Question {
+                    kind: AskKind::Escalate,
+                    reason: format!(
+                        "the sandbox stopped it: it may only write inside the working folder and temp folders. {}",
+                        denied_line(&output.content)
+                    ),
+                    choices: Decision::choices(AskKind::Escalate, false),
+                };
+                match ask(broker, call, question, events, cancel).await? {
+                    Decision::Once | Decision::Session => {
+                        let mut again = self.invoke(call, cancel, false, true).await;
+                        again.content = format!(
+                            "[the sandbox stopped the first run; the user allowed running it again outside the sandbox]\n{}",
+                            again.content
+                        );
+                        return Some(again);
+                    }
+                    Decision::Deny => {
+                        "[the sandbox stopped this command, and the user chose not to run it outside the sandbox]"
+                    }
+                }
+            }
+            ApprovalPolicy::Ask(_) => {
+                "[the sandbox stopped this command: it may only write inside the working folder and temp folders. The user can add writable folders in Settings → Safety]"
+            }
+            ApprovalPolicy::ApproveAll | ApprovalPolicy::DenyAll => {
+                "[the sandbox stopped this command: it may only write inside the working folder and temp folders; the user can rerun talaria exec with --no-sandbox to allow it]"
+            }
         };
-        crate::tools::run(call, ctx).or_cancel(cancel).await.ok()
+        output.content.push('\n');
+        output.content.push_str(note);
+        Some(output)
+    }
+
+    /// Runs the tool itself. Tools watch the token and return promptly after a cancel (a file
+    /// write that had begun committing returns what it did), so this await is not raced.
+    async fn invoke(
+        &mut self,
+        call: &ToolCall,
+        cancel: &CancellationToken,
+        allow_secret: bool,
+        unsandboxed: bool,
+    ) -> ToolOutput {
+        let ctx = ToolContext {
+            allow_secret,
+            unsandboxed,
+            ..ToolContext::new(&self.workdir, &mut self.todos, cancel, &self.safety)
+        };
+        crate::tools::run(call, ctx).await
     }
 
     fn push_recorded(&mut self, message: Message) {
@@ -369,32 +478,43 @@ impl Agent {
     }
 }
 
+/// What the dialog asks.
+struct Question {
+    kind: AskKind,
+    reason: String,
+    choices: Vec<Decision>,
+}
+
 /// Asks the user through the broker. None when the turn was cancelled while waiting.
 async fn ask(
     broker: &ApprovalBroker,
     call: &ToolCall,
-    reason: String,
+    question: Question,
     events: &TokenBatcher<'_>,
     cancel: &CancellationToken,
-) -> Option<bool> {
+) -> Option<Decision> {
     let id = uuid::Uuid::now_v7().to_string();
     let answer = broker.register(&id);
     let arguments = call.arguments_value();
-    let command = arguments
-        .get("command")
-        .and_then(|c| c.as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| call.arguments.clone());
+    let text = |key: &str| arguments.get(key).and_then(|c| c.as_str());
+    let command = match (text("command"), text("path")) {
+        (Some(command), _) => command.to_string(),
+        (None, Some(path)) => format!("{} {path}", call.name),
+        (None, None) => format!("{} {}", call.name, call.arguments),
+    };
     events.emit(Event::ApprovalRequest {
         id: id.clone(),
         tool_call_id: call.id.clone(),
         command,
-        reason,
+        reason: question.reason,
+        kind: question.kind,
+        tool: call.name.clone(),
+        choices: question.choices,
     });
     match answer.or_cancel(cancel).await {
-        Ok(Ok(approved)) => Some(approved),
+        Ok(Ok(decision)) => Some(decision),
         // The broker dropped the request: nobody can answer, so it is a no.
-        Ok(Err(_)) => Some(false),
+        Ok(Err(_)) => Some(Decision::Deny),
         Err(Cancelled) => {
             broker.withdraw(&id);
             None
@@ -402,12 +522,13 @@ async fn ask(
     }
 }
 
-fn error_output(content: String) -> ToolOutput {
-    ToolOutput {
-        content,
-        is_error: true,
-        todos_changed: false,
-    }
+/// The line of the output that shows what the sandbox refused.
+fn denied_line(output: &str) -> String {
+    output
+        .lines()
+        .find(|line| crate::safety::sandbox::looks_denied(line))
+        .map(|line| format!("It said: {}", line.trim()))
+        .unwrap_or_default()
 }
 
 /// The partial reply worth keeping: text that streamed (never an empty text block), complete

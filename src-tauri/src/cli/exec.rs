@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::agent::{Agent, AgentError, ApprovalPolicy, TurnOutcome};
+use crate::agent::{Agent, AgentError, ApprovalPolicy, SafetyOptions, TurnOutcome};
 use crate::cancel::CancellationToken;
 use crate::config::{ConfigError, ProviderKind, Settings};
 use crate::event::{ErrorKind, Event, EventSink};
@@ -59,6 +59,14 @@ pub struct ExecArgs {
     /// Run commands that need approval without asking (otherwise they are refused)
     #[arg(long)]
     pub approve_all: bool,
+    /// Run terminal commands without the Landlock sandbox (needed for commands that must
+    /// write outside the working folder)
+    #[arg(long)]
+    pub no_sandbox: bool,
+    /// With --approve-all, also let tools read and write secrets (.env files, keys, Talaria's
+    /// data)
+    #[arg(long)]
+    pub allow_secrets: bool,
     /// One JSON event per line on stdout
     #[arg(long)]
     pub json: bool,
@@ -78,12 +86,16 @@ enum SetupError {
     EmptyPrompt,
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(transparent)]
+    Workdir(#[from] crate::safety::WorkdirError),
 }
 
 impl SetupError {
     fn kind(&self) -> ErrorKind {
         match self {
-            SetupError::Config(_) | SetupError::EmptyPrompt => ErrorKind::Config,
+            SetupError::Config(_) | SetupError::EmptyPrompt | SetupError::Workdir(_) => {
+                ErrorKind::Config
+            }
             SetupError::Agent(error) => error.kind(),
             SetupError::History(HistoryError::NotFound(_) | HistoryError::Ambiguous(_)) => {
                 ErrorKind::Config
@@ -227,8 +239,25 @@ fn prepare(args: &ExecArgs, sink: &PrinterSink) -> Result<Agent, SetupError> {
     })?;
     settings.validate()?;
     let current = std::env::current_dir().map_err(|_| ConfigError::BadWorkdir(".".into()))?;
-    let workdir = settings.resolve_workdir(current)?;
-    let workdir = workdir.canonicalize().unwrap_or(workdir);
+    // A resumed session goes on in its own folder unless a flag says otherwise.
+    let recorded = resumed
+        .as_ref()
+        .map(|log| PathBuf::from(&log.header.workdir))
+        .filter(|dir| args.workdir.is_none() && dir.is_dir());
+    let workdir = match recorded {
+        Some(dir) => dir,
+        None => settings.resolve_workdir(current)?,
+    };
+    let workdir = crate::safety::check_workdir(&workdir, &data_dir)?;
+    // Logs and settings are the user's alone, whoever made the folder first.
+    if let Err(error) = crate::private::private_dir(&data_dir) {
+        tracing::warn!(folder = %data_dir.display(), %error, "could not make the data folder private");
+    }
+    let options = SafetyOptions {
+        data_dir: data_dir.clone(),
+        no_sandbox: args.no_sandbox,
+        allow_secrets: args.allow_secrets,
+    };
 
     let errors: Arc<dyn EventSink> = Arc::new(sink.clone());
     match resumed {
@@ -245,7 +274,9 @@ fn prepare(args: &ExecArgs, sink: &PrinterSink) -> Result<Agent, SetupError> {
                 path: log.path.display().to_string(),
             });
             report_storage(sink, failure, &log.path);
-            Ok(Agent::from_history(settings, workdir, log, recorder)?)
+            let mut agent = Agent::from_history(settings, workdir, log, recorder)?;
+            agent.set_safety_options(options);
+            Ok(agent)
         }
         None => {
             let header = Header::new(
@@ -269,7 +300,9 @@ fn prepare(args: &ExecArgs, sink: &PrinterSink) -> Result<Agent, SetupError> {
                 path: shown.display().to_string(),
             });
             report_storage(sink, failure, &path);
-            Ok(Agent::new(settings, workdir, recorder)?)
+            let mut agent = Agent::new(settings, workdir, recorder)?;
+            agent.set_safety_options(options);
+            Ok(agent)
         }
     }
 }
@@ -470,6 +503,7 @@ impl Human {
                 "needs approval ({reason}): {}",
                 clip(command, 300)
             )),
+            Event::Notice { message } => self.note(message),
             Event::Retry {
                 attempt,
                 max_attempts,

@@ -1,7 +1,7 @@
 //! The commands the UI invokes. Each one translates to engine calls and back; the logic
 //! lives in the engine modules.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -9,14 +9,13 @@ use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, State};
 
 use super::error::{CommandError, CommandResult};
-use super::settings;
+use super::preferences::{checked_workdir, effective_settings};
 use super::state::{AppState, ChannelSink, ChannelSlot, OpenedLog, SessionSlot, lock};
-use crate::agent::{Agent, ApprovalBroker, ApprovalPolicy};
+use crate::agent::{Agent, ApprovalBroker, ApprovalPolicy, Decision, SafetyOptions};
 use crate::cancel::CancellationToken;
 use crate::config::Settings;
 use crate::event::{Event, EventSink};
 use crate::history::{self, Header, Recorder, SearchHit, SessionSummary};
-use crate::local_servers::{self, LocalServer};
 use crate::message::{Message, page_start};
 use crate::todo::TodoItem;
 
@@ -24,18 +23,8 @@ use crate::todo::TodoItem;
 pub struct StartedTurn {
     session_id: String,
     path: String,
-}
-
-#[derive(Serialize)]
-pub struct AppStatus {
-    configured: bool,
-    data_dir: String,
-    provider: String,
-    model: String,
-    base_url: String,
-    env_overrides: Vec<String>,
-    /// Set when the saved settings could not be read; says what to do.
-    settings_warning: Option<String>,
+    /// The folder the session works in.
+    workdir: String,
 }
 
 #[derive(Serialize)]
@@ -45,6 +34,8 @@ pub struct SessionView {
     created: String,
     status: String,
     path: String,
+    /// The folder the session works in.
+    workdir: String,
     /// The newest messages (all of them unless `tail` was given).
     messages: Vec<Message>,
     /// Index of `messages[0]` in the whole conversation; earlier ones come from
@@ -62,60 +53,6 @@ pub struct MessagePage {
     total_messages: usize,
 }
 
-/// Saved settings with the environment laid over them: what a new turn uses.
-fn effective_settings(app: &AppHandle, state: &AppState) -> CommandResult<Settings> {
-    let loaded = settings::load_saved(app, &state.data_dir);
-    if let Some(warning) = loaded.warning {
-        // Kept for app_status: the first reader moves a broken file aside, later ones see none.
-        *lock(&state.settings_warning) = Some(warning);
-    }
-    let mut settings = loaded.settings;
-    settings.apply_env()?;
-    Ok(settings)
-}
-
-fn default_workdir() -> PathBuf {
-    dirs::home_dir().unwrap_or_else(|| PathBuf::from("/"))
-}
-
-#[tauri::command]
-pub fn app_status(app: AppHandle, state: State<'_, AppState>) -> CommandResult<AppStatus> {
-    let settings = effective_settings(&app, &state)?;
-    let settings_warning = lock(&state.settings_warning).clone();
-    Ok(AppStatus {
-        configured: settings.validate().is_ok(),
-        data_dir: state.data_dir.display().to_string(),
-        provider: settings.provider.as_str().to_string(),
-        model: settings.model.clone(),
-        base_url: settings.effective_base_url(),
-        env_overrides: settings::env_overrides(),
-        settings_warning,
-    })
-}
-
-#[tauri::command]
-pub fn get_settings(app: AppHandle, state: State<'_, AppState>) -> CommandResult<Settings> {
-    effective_settings(&app, &state)
-}
-
-#[tauri::command]
-pub fn save_settings(
-    app: AppHandle,
-    state: State<'_, AppState>,
-    settings: Settings,
-) -> CommandResult<Settings> {
-    settings.validate()?;
-    settings.resolve_workdir(default_workdir())?;
-    settings::save(&app, &state.data_dir, &settings)?;
-    *lock(&state.settings_warning) = None;
-    effective_settings(&app, &state)
-}
-
-#[tauri::command]
-pub async fn detect_local_servers() -> CommandResult<Vec<LocalServer>> {
-    Ok(local_servers::detect(local_servers::CANDIDATES).await)
-}
-
 const BUSY: &str = "a reply is still running in this session; stop it or wait for it to finish";
 
 /// The slot for a turn, claimed for it (its `running` token set) under the sessions lock, so a
@@ -125,6 +62,7 @@ fn claim_slot(
     state: &AppState,
     settings: Settings,
     session_id: Option<String>,
+    workdir: Option<String>,
     token: &CancellationToken,
 ) -> CommandResult<Arc<SessionSlot>> {
     if let Some(id) = &session_id {
@@ -139,7 +77,6 @@ fn claim_slot(
         }
     }
     settings.validate()?;
-    let workdir = settings.resolve_workdir(default_workdir())?;
     let channel = ChannelSlot::default();
     let errors: Arc<dyn EventSink> = Arc::new(channel.clone());
     let (recorder, agent) = match session_id {
@@ -157,12 +94,33 @@ fn claim_slot(
                 }
                 None => {
                     let log = history::read_session(&path)?;
-                    Agent::from_history(settings, workdir, log, Some(recorder.clone()))?
+                    // A session goes on in the folder it was started in.
+                    let workdir = crate::safety::check_workdir(
+                        Path::new(&log.header.workdir),
+                        &state.data_dir,
+                    )
+                    .map_err(|error| {
+                        CommandError::new(
+                            "config",
+                            format!(
+                                "this session worked in {}, which cannot be used now ({error}); start a new session instead",
+                                log.header.workdir
+                            ),
+                        )
+                    })?;
+                    let mut agent =
+                        Agent::from_history(settings, workdir, log, Some(recorder.clone()))?;
+                    agent.set_safety_options(safety_options(state));
+                    agent
                 }
             };
             (recorder, agent)
         }
         None => {
+            let workdir = match workdir.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
+                Some(dir) => crate::safety::check_workdir(Path::new(dir), &state.data_dir)?,
+                None => checked_workdir(&settings, &state.data_dir)?,
+            };
             let header = Header::new(
                 settings.provider.as_str(),
                 settings.model.clone(),
@@ -170,7 +128,8 @@ fn claim_slot(
             );
             let recorder =
                 Recorder::create(&history::sessions_dir(&state.data_dir), header, errors)?;
-            let agent = Agent::new(settings, workdir, Some(recorder.clone()))?;
+            let mut agent = Agent::new(settings, workdir, Some(recorder.clone()))?;
+            agent.set_safety_options(safety_options(state));
             (recorder, agent)
         }
     };
@@ -190,6 +149,14 @@ fn claim_slot(
     sessions.insert(slot.id.clone(), slot.clone());
     lock(&state.paths).insert(slot.id.clone(), slot.path.clone());
     Ok(slot)
+}
+
+fn safety_options(state: &AppState) -> SafetyOptions {
+    SafetyOptions {
+        data_dir: state.data_dir.clone(),
+        no_sandbox: false,
+        allow_secrets: false,
+    }
 }
 
 /// Takes a session log for writing. A log this app released a moment ago may still be closing
@@ -236,21 +203,23 @@ fn find_session_path(state: &AppState, id: &str) -> CommandResult<PathBuf> {
 #[tauri::command]
 pub async fn start_turn(
     app: AppHandle,
-    state: State<'_, AppState>,
     session_id: Option<String>,
     prompt: String,
     on_event: Channel<Event>,
+    workdir: Option<String>,
 ) -> CommandResult<StartedTurn> {
     if prompt.trim().is_empty() {
         return Err(CommandError::new("usage", "type a message first"));
     }
-    let settings = effective_settings(&app, &state)?;
     let token = CancellationToken::new();
-    // Loading a session from its log reads the disk: off the async threads.
-    let slot = {
-        let (app, settings, token) = (app.clone(), settings.clone(), token.clone());
+    // Settings (the keyring) and a session's log are read off the async threads.
+    let (slot, settings) = {
+        let (app, token) = (app.clone(), token.clone());
         tokio::task::spawn_blocking(move || {
-            claim_slot(&app.state::<AppState>(), settings, session_id, &token)
+            let state = app.state::<AppState>();
+            let settings = effective_settings(&app, &state)?;
+            let slot = claim_slot(&state, settings.clone(), session_id, workdir, &token)?;
+            Ok::<_, CommandError>((slot, settings))
         })
         .await??
     };
@@ -258,6 +227,7 @@ pub async fn start_turn(
     let started = StartedTurn {
         session_id: slot.id.clone(),
         path: slot.path.display().to_string(),
+        workdir: slot.agent.lock().await.workdir().display().to_string(),
     };
     let sink = ChannelSink(on_event);
     sink.emit(Event::Session {
@@ -305,10 +275,17 @@ pub fn respond_approval(
     session_id: String,
     id: String,
     approved: bool,
+    decision: Option<Decision>,
 ) -> CommandResult<()> {
+    // `approved` alone means once or no; `decision` says more (allow for the session).
+    let decision = match decision {
+        Some(decision) => decision,
+        None if approved => Decision::Once,
+        None => Decision::Deny,
+    };
     let answered = state
         .session(&session_id)
-        .is_some_and(|slot| slot.approvals.respond(&id, approved));
+        .is_some_and(|slot| slot.approvals.respond(&id, decision));
     if answered {
         Ok(())
     } else {
@@ -394,6 +371,7 @@ pub async fn open_session(
         created: log.header.created.to_rfc3339(),
         status: log.status.as_str().to_string(),
         path: log.path.display().to_string(),
+        workdir: log.header.workdir.clone(),
         messages: log.messages[first..].to_vec(),
         first_index: first,
         total_messages: total,

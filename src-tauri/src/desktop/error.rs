@@ -6,6 +6,9 @@ use serde::Serialize;
 pub struct CommandError {
     pub kind: &'static str,
     pub message: String,
+    /// The setting the error is about, so the form can show it under that field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
 }
 
 impl CommandError {
@@ -13,13 +16,34 @@ impl CommandError {
         Self {
             kind,
             message: message.into(),
+            field: None,
         }
+    }
+
+    pub fn for_field(mut self, field: &'static str) -> Self {
+        self.field = Some(field);
+        self
     }
 }
 
 impl From<crate::config::ConfigError> for CommandError {
     fn from(error: crate::config::ConfigError) -> Self {
-        Self::new("config", error.to_string())
+        let field = error.field();
+        let mut out = Self::new("config", error.to_string());
+        out.field = field;
+        out
+    }
+}
+
+impl From<crate::safety::WorkdirError> for CommandError {
+    fn from(error: crate::safety::WorkdirError) -> Self {
+        Self::new("config", error.to_string()).for_field("workdir")
+    }
+}
+
+impl From<crate::keystore::KeyError> for CommandError {
+    fn from(error: crate::keystore::KeyError) -> Self {
+        Self::new("io", format!("the API key could not be stored: {error}")).for_field("api_key")
     }
 }
 

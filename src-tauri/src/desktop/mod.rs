@@ -2,6 +2,7 @@
 
 mod commands;
 mod error;
+mod preferences;
 mod settings;
 mod state;
 
@@ -23,13 +24,19 @@ pub fn run() {
     let data_dir = crate::config::data_dir();
     let builder = tauri::Builder::default()
         .plugin(tauri_plugin_store::Builder::new().build())
+        .plugin(tauri_plugin_dialog::init())
         .manage(AppState::new(data_dir))
         .setup(|app| {
             let handle = app.handle().clone();
             let state = handle.state::<AppState>();
-            if let Some(warning) = settings::rescue_unreadable(&state.data_dir) {
+            if let Some(warning) = settings::prepare(&state.data_dir) {
                 *lock(&state.settings_warning) = Some(warning);
             }
+            // The keyring may take a D-Bus round trip (or time out): find out in the background.
+            let probing = handle.clone();
+            std::thread::spawn(move || {
+                preferences::key_storage(&probing.state::<AppState>());
+            });
             open_index_in_background(handle.clone());
             tauri::async_runtime::spawn(flush_on_signals(handle));
             Ok(())
@@ -42,10 +49,12 @@ pub fn run() {
             _ => {}
         })
         .invoke_handler(tauri::generate_handler![
-            commands::app_status,
-            commands::get_settings,
-            commands::save_settings,
-            commands::detect_local_servers,
+            preferences::app_status,
+            preferences::get_settings,
+            preferences::save_settings,
+            preferences::choose_workdir,
+            preferences::check_workdir,
+            preferences::detect_local_servers,
             commands::start_turn,
             commands::cancel_turn,
             commands::respond_approval,

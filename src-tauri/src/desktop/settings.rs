@@ -1,30 +1,61 @@
-//! Settings live in tauri-plugin-store (one JSON file in the data dir); the environment
-//! overrides them for this run without being saved.
+//! Settings live in tauri-plugin-store (one JSON file in the data dir, mode 0600); the API key
+//! lives in the system keyring when there is one. The environment overrides settings for this
+//! run without ever being saved: the form gets saved values and environment values apart.
 
 use std::path::Path;
 
+use serde::Serialize;
 use tauri::{AppHandle, Runtime};
 use tauri_plugin_store::StoreExt;
 
-use crate::config::Settings;
+use super::error::{CommandError, CommandResult};
+use crate::config::{EnvOverride, Settings, env_overrides};
+use crate::keystore::{self, KeyStorage};
 
 const STORE_FILE: &str = "settings.json";
 const KEY: &str = "settings";
-
-/// The TALARIA_* variables that are set, so the settings screen can say what overrides it.
-pub fn env_overrides() -> Vec<String> {
-    crate::config::ENV_VARS
-        .iter()
-        .copied()
-        .filter(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
-        .map(str::to_string)
-        .collect()
-}
 
 /// Saved settings, and what went wrong reading them, if anything.
 pub struct Loaded {
     pub settings: Settings,
     pub warning: Option<String>,
+}
+
+/// What the Settings form shows.
+#[derive(Serialize)]
+pub struct SettingsView {
+    /// What is saved (the API key left out: see `key`).
+    pub saved: Settings,
+    /// Settings the environment decides for this run, shown read-only.
+    pub env: Vec<EnvOverride>,
+    pub key: KeyView,
+    pub sandbox: SandboxView,
+    pub data_dir: String,
+    /// Where "Create a Talaria folder" would make one.
+    pub suggested_workdir: String,
+}
+
+#[derive(Serialize)]
+pub struct KeyView {
+    /// Where a key is (or would be) stored.
+    pub storage: KeyStorage,
+    /// A key is saved for the saved provider: its masked form.
+    pub saved: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct SandboxView {
+    pub available: bool,
+    /// Why there is none.
+    pub reason: Option<String>,
+}
+
+/// The environment's overrides for this run.
+pub fn overrides(provider: crate::config::ProviderKind) -> Vec<EnvOverride> {
+    env_overrides(
+        |name| std::env::var(name).ok().filter(|v| !v.is_empty()),
+        provider,
+    )
 }
 
 fn unusable(path: &Path, problem: &str, kept: &Path) -> String {
@@ -38,9 +69,17 @@ fn unusable(path: &Path, problem: &str, kept: &Path) -> String {
 
 /// Run once at start-up, before the store opens the file: the store would open unreadable
 /// JSON as empty and overwrite it on the next save, so a broken file is moved aside (kept as
-/// `settings.json.broken-<time>`) and the returned warning says what to do.
-pub fn rescue_unreadable(data_dir: &Path) -> Option<String> {
+/// `settings.json.broken-<time>`) and the returned warning says what to do. Also makes the
+/// data folder and the file private.
+pub fn prepare(data_dir: &Path) -> Option<String> {
+    if let Err(error) = crate::private::private_dir(data_dir) {
+        return Some(format!(
+            "the data folder {} could not be made private ({error}); check its permissions",
+            data_dir.display()
+        ));
+    }
     let path = data_dir.join(STORE_FILE);
+    let _ = crate::private::private_file(&path);
     let bytes = std::fs::read(&path).ok()?;
     let error = serde_json::from_slice::<serde_json::Value>(&bytes).err()?;
     let kept = keep_aside(&path);
@@ -97,12 +136,78 @@ fn keep_aside(path: &Path) -> std::path::PathBuf {
     path.with_file_name(format!("{STORE_FILE}.broken-{stamp}"))
 }
 
-pub fn save<R: Runtime>(
+/// Writes `settings` as they are (the caller has taken the environment out).
+pub fn write<R: Runtime>(
     app: &AppHandle<R>,
     data_dir: &Path,
     settings: &Settings,
-) -> Result<(), tauri_plugin_store::Error> {
-    let store = app.store(data_dir.join(STORE_FILE))?;
-    store.set(KEY, serde_json::to_value(settings)?);
-    store.save()
+) -> CommandResult<()> {
+    let path = data_dir.join(STORE_FILE);
+    // Created 0600 before the store writes it (the store keeps an existing file's mode).
+    crate::private::create_private_file(&path, b"{}").map_err(|error| {
+        CommandError::new(
+            "io",
+            format!(
+                "the settings file {} could not be created: {error}",
+                path.display()
+            ),
+        )
+    })?;
+    let store = app.store(&path)?;
+    store.set(
+        KEY,
+        serde_json::to_value(settings).map_err(tauri_plugin_store::Error::from)?,
+    );
+    store.save()?;
+    let _ = crate::private::private_file(&path);
+    Ok(())
+}
+
+/// The key to store: where it goes, and what the settings file keeps.
+pub enum KeyChange {
+    Keep,
+    Set(String),
+    Remove,
+}
+
+impl KeyChange {
+    pub fn from_form(api_key: Option<String>) -> KeyChange {
+        match api_key.map(|k| k.trim().to_string()) {
+            None => KeyChange::Keep,
+            Some(key) if key.is_empty() => KeyChange::Remove,
+            Some(key) => KeyChange::Set(key),
+        }
+    }
+}
+
+/// Applies a key change for `provider`: to the keyring when `storage` is the keyring, else
+/// into `settings.api_key` (the file). `previous_file_key` is what the file held before.
+pub fn apply_key(
+    storage: KeyStorage,
+    provider: &str,
+    change: KeyChange,
+    previous_file_key: &str,
+    settings: &mut Settings,
+) -> CommandResult<()> {
+    match (storage, change) {
+        (KeyStorage::Keyring, KeyChange::Set(key)) => {
+            keystore::save(provider, &key)?;
+            settings.api_key.clear();
+        }
+        (KeyStorage::Keyring, KeyChange::Remove) => {
+            keystore::delete(provider)?;
+            settings.api_key.clear();
+        }
+        // A key still in the file from before the keyring was found moves there.
+        (KeyStorage::Keyring, KeyChange::Keep) => {
+            if !previous_file_key.is_empty() {
+                keystore::save(provider, previous_file_key)?;
+            }
+            settings.api_key.clear();
+        }
+        (KeyStorage::File, KeyChange::Set(key)) => settings.api_key = key,
+        (KeyStorage::File, KeyChange::Remove) => settings.api_key.clear(),
+        (KeyStorage::File, KeyChange::Keep) => settings.api_key = previous_file_key.to_string(),
+    }
+    Ok(())
 }

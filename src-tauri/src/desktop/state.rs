@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tauri::ipc::Channel;
@@ -12,6 +12,7 @@ use crate::agent::{Agent, ApprovalBroker};
 use crate::cancel::CancellationToken;
 use crate::event::{Event, EventSink};
 use crate::history::{Index, SessionLog};
+use crate::keystore::KeyStorage;
 
 pub use crate::sync::lock;
 
@@ -72,6 +73,10 @@ pub struct AppState {
     pub paths: Mutex<HashMap<String, PathBuf>>,
     /// The session log opened last, so paging back through it does not re-read the file.
     pub opened: Mutex<Option<OpenedLog>>,
+    /// Where API keys are kept, probed once (in the background at start-up).
+    pub key_storage: OnceLock<KeyStorage>,
+    /// Keys read from the keyring, by provider (None: none saved).
+    pub keys: Mutex<HashMap<String, Option<String>>>,
 }
 
 /// A parsed session log and the file size it was read at (a grown file is read again).
@@ -91,6 +96,8 @@ impl AppState {
             opened: Mutex::new(None),
             paths: Mutex::new(HashMap::new()),
             parked: Mutex::new(HashMap::new()),
+            key_storage: OnceLock::new(),
+            keys: Mutex::new(HashMap::new()),
         }
     }
 

@@ -179,9 +179,12 @@ impl Index {
     /// corrupt or of another schema version is deleted and created empty; call `refresh_all`
     /// (or `spawn_rebuild`, or start a `Watcher`, which does it in the background) to fill it.
     pub fn open(data_dir: &Path) -> Result<Index, HistoryError> {
-        std::fs::create_dir_all(data_dir)
+        crate::private::private_dir(data_dir)
             .map_err(|e| HistoryError::io("create the data folder", data_dir, e))?;
         let db_path = data_dir.join("index.sqlite");
+        // SQLite gives its -wal and -shm files the database file's mode: make that 0600.
+        crate::private::create_private_file(&db_path, b"")
+            .map_err(|e| HistoryError::io("create the index", &db_path, e))?;
         let conn = match Self::try_open_patiently(&db_path) {
             Ok(conn) => conn,
             // Only a file SQLite cannot read is deleted; a busy or locked one is an error.

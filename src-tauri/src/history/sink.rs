@@ -39,7 +39,7 @@ impl FileSink {
             Some(parent) => create_dirs(parent)?,
             None => Vec::new(),
         };
-        let mut file = OpenOptions::new()
+        let mut file = crate::private::private_options()
             .append(true)
             .create_new(true)
             .open(path)?;
@@ -142,7 +142,8 @@ fn create_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
         at = d.parent();
     }
     missing.reverse();
-    std::fs::create_dir_all(dir)?;
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(dir)?;
     Ok(missing)
 }
 

@@ -1,13 +1,19 @@
-//! `read_file`, `write_file` and `patch`: plain file access inside the working folder.
-//! Blocking std::fs calls; the caller runs them on a blocking thread.
+//! `read_file`, `write_file` and `patch`: file access beneath the working folder. Every path is
+//! opened relative to the folder's handle (see `workdir`), secrets are refused unless the user
+//! allowed that call, and writes are atomic and stop cleanly on Stop (see `commit`).
+//! Blocking calls; the caller runs them on a blocking thread.
 
 use std::fmt::Write as _;
-use std::io::{self, Write as _};
+use std::io::{self, Read as _, Write as _};
+use std::os::fd::AsFd;
 use std::path::Path;
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use serde::Deserialize;
 
-use super::workdir::{PathError, Workdir};
+use super::commit::CommitGate;
+use super::workdir::{PathError, Workdir, WriteTarget};
+use crate::safety::SecretPaths;
 
 /// Files larger than this are refused by read_file and patch (the model would drown in them).
 pub const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
@@ -19,6 +25,32 @@ pub const MAX_OUTPUT_CHARS: usize = 100_000;
 pub const MAX_LINE_CHARS: usize = 2000;
 /// How many leading bytes are checked for NUL to spot a binary file.
 const BINARY_SNIFF_BYTES: usize = 8192;
+/// Writes go out in chunks this big, with a look at the Stop gate between them.
+const WRITE_CHUNK: usize = 1024 * 1024;
+
+/// What one call may touch: the folder, which paths are secret, and whether the user allowed
+/// this call to touch a secret.
+pub struct Scope<'a> {
+    pub workdir: &'a Path,
+    pub secrets: &'a SecretPaths,
+    pub allow_secret: bool,
+    pub gate: &'a CommitGate,
+}
+
+impl Scope<'_> {
+    fn check_secret(&self, wd: &Workdir, real: &Path) -> Result<(), FileError> {
+        if self.allow_secret {
+            return Ok(());
+        }
+        match self.secrets.why(real) {
+            Some(why) => Err(FileError::Secret {
+                path: wd.display(real),
+                why,
+            }),
+            None => Ok(()),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
@@ -66,6 +98,16 @@ pub enum FileError {
         "{path} is not valid UTF-8 text; patch only edits UTF-8 files. Use write_file to replace it whole, or the terminal"
     )]
     NotUtf8 { path: String },
+    #[error(
+        "refused: {path} is secret ({why}). Tools do not read or write secrets unless the user allows that one call; ask the user instead"
+    )]
+    Secret { path: String, why: String },
+    #[error(
+        "{path} is not a regular file (a device, pipe or socket); these tools only handle files"
+    )]
+    NotRegular { path: String },
+    #[error("cancelled by the user before the write began; {path} is unchanged")]
+    Cancelled { path: String },
     #[error("cannot {action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -99,11 +141,9 @@ pub struct PatchArgs {
 }
 
 /// Reads a text file as numbered lines (`cat -n` style: right-aligned number, a tab, the line).
-pub fn read_file(workdir: &Path, args: ReadArgs) -> Result<String, FileError> {
-    let wd = Workdir::new(workdir)?;
-    let path = wd.resolve(&args.path)?;
-    let shown = wd.display(&path);
-    let bytes = read_text_bytes(&wd, &path, &shown)?;
+pub fn read_file(scope: &Scope<'_>, args: ReadArgs) -> Result<String, FileError> {
+    let wd = Workdir::new(scope.workdir)?;
+    let (shown, bytes) = read_text_bytes(scope, &wd, &args.path)?;
     let text = String::from_utf8_lossy(&bytes);
 
     let lines: Vec<&str> = split_lines(&text);
@@ -177,29 +217,16 @@ pub fn read_file(workdir: &Path, args: ReadArgs) -> Result<String, FileError> {
 }
 
 /// Writes a file whole (creating parent folders), atomically: temp file, sync, rename.
-pub fn write_file(workdir: &Path, args: WriteArgs) -> Result<String, FileError> {
-    let wd = Workdir::new(workdir)?;
-    let path = wd.resolve(&args.path)?;
-    let shown = wd.display(&path);
-    let existed = match std::fs::metadata(&path) {
-        Ok(meta) if meta.is_dir() => return Err(FileError::IsDir { path: shown }),
-        Ok(_) => true,
-        Err(_) => false,
-    };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| FileError::Io {
-            action: "create the folders for",
-            path: shown.clone(),
-            source,
-        })?;
-    }
-    write_atomic(&path, args.content.as_bytes()).map_err(|source| FileError::Io {
-        action: "write",
-        path: shown.clone(),
-        source,
-    })?;
+pub fn write_file(scope: &Scope<'_>, args: WriteArgs) -> Result<String, FileError> {
+    let wd = Workdir::new(scope.workdir)?;
+    let target = wd
+        .write_target(&args.path, true)
+        .map_err(|e| not_found_or(e, &wd, &args.path))?;
+    let shown = wd.display(&target.real);
+    scope.check_secret(&wd, &target.real)?;
+    let existed = target.existing_mode.is_some();
     let lines = args.content.lines().count();
-    Ok(format!(
+    let result = format!(
         "wrote {} bytes ({lines} lines) to {shown} ({})",
         args.content.len(),
         if existed {
@@ -207,11 +234,19 @@ pub fn write_file(workdir: &Path, args: WriteArgs) -> Result<String, FileError> 
         } else {
             "new file"
         }
-    ))
+    );
+    write_atomic(
+        &target,
+        args.content.as_bytes(),
+        scope.gate,
+        &shown,
+        &result,
+    )?;
+    Ok(result)
 }
 
 /// Replaces one exact occurrence of `old_string` (or all, with `replace_all`).
-pub fn patch(workdir: &Path, args: PatchArgs) -> Result<String, FileError> {
+pub fn patch(scope: &Scope<'_>, args: PatchArgs) -> Result<String, FileError> {
     if args.old_string.is_empty() {
         return Err(FileError::Invalid(
             "old_string is empty; give the exact text to replace (use write_file to create a file)"
@@ -223,10 +258,8 @@ pub fn patch(workdir: &Path, args: PatchArgs) -> Result<String, FileError> {
             "old_string and new_string are identical; nothing would change".to_string(),
         ));
     }
-    let wd = Workdir::new(workdir)?;
-    let path = wd.resolve(&args.path)?;
-    let shown = wd.display(&path);
-    let bytes = read_text_bytes(&wd, &path, &shown)?;
+    let wd = Workdir::new(scope.workdir)?;
+    let (shown, bytes) = read_text_bytes(scope, &wd, &args.path)?;
     let text = String::from_utf8(bytes).map_err(|_| FileError::NotUtf8 {
         path: shown.clone(),
     })?;
@@ -271,60 +304,89 @@ pub fn patch(workdir: &Path, args: PatchArgs) -> Result<String, FileError> {
     } else {
         text.replacen(old.as_str(), &new, 1)
     };
-    write_atomic(&path, updated.as_bytes()).map_err(|source| FileError::Io {
-        action: "write",
-        path: shown.clone(),
-        source,
-    })?;
-    Ok(if count == 1 {
+    // The file is written where it was read: the same path, opened beneath the folder again.
+    let target = wd.write_target(&args.path, false)?;
+    scope.check_secret(&wd, &target.real)?;
+    let result = if count == 1 {
         format!("replaced 1 occurrence in {shown} (at line {first_line})")
     } else {
         format!("replaced {count} occurrences in {shown}")
-    })
+    };
+    write_atomic(&target, updated.as_bytes(), scope.gate, &shown, &result)?;
+    Ok(result)
 }
 
 /// Reads a file that must exist, be a regular file, fit the size cap and not be binary.
-fn read_text_bytes(wd: &Workdir, path: &Path, shown: &str) -> Result<Vec<u8>, FileError> {
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return Err(FileError::NotFound {
-                path: shown.to_string(),
-                workdir: wd.root().display().to_string(),
-            });
-        }
-        Err(source) => {
-            return Err(FileError::Io {
-                action: "read",
-                path: shown.to_string(),
-                source,
-            });
-        }
+/// Returns how the model sees its path, and its bytes.
+fn read_text_bytes(
+    scope: &Scope<'_>,
+    wd: &Workdir,
+    path: &str,
+) -> Result<(String, Vec<u8>), FileError> {
+    let rel = wd.relative(path)?;
+    // O_NONBLOCK: opening a FIFO must not hang the tool; regular files ignore it.
+    let opened = wd
+        .open(&rel, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY)
+        .map_err(|error| not_found_or(error, wd, path))?;
+    let shown = wd.display(&opened.real);
+    scope.check_secret(wd, &opened.real)?;
+    let io_error = |source: io::Error| FileError::Io {
+        action: "read",
+        path: shown.clone(),
+        source,
     };
-    if meta.is_dir() {
-        return Err(FileError::IsDir {
-            path: shown.to_string(),
-        });
+    let stat = rustix::fs::fstat(&opened.fd).map_err(|e| io_error(e.into()))?;
+    match FileType::from_raw_mode(stat.st_mode) {
+        FileType::RegularFile => {}
+        FileType::Directory => return Err(FileError::IsDir { path: shown }),
+        _ => return Err(FileError::NotRegular { path: shown }),
     }
-    if meta.len() > MAX_FILE_BYTES {
+    let size = u64::try_from(stat.st_size).unwrap_or(0);
+    if size > MAX_FILE_BYTES {
         return Err(FileError::TooLarge {
-            path: shown.to_string(),
-            size: meta.len(),
+            path: shown,
+            size,
             max: MAX_FILE_BYTES,
         });
     }
-    let bytes = std::fs::read(path).map_err(|source| FileError::Io {
-        action: "read",
-        path: shown.to_string(),
-        source,
-    })?;
+    let mut file = std::fs::File::from(opened.fd);
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    // One byte past the cap tells a file that grew since the stat.
+    (&mut file)
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_error)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(FileError::TooLarge {
+            path: shown,
+            size: bytes.len() as u64,
+            max: MAX_FILE_BYTES,
+        });
+    }
     if bytes.iter().take(BINARY_SNIFF_BYTES).any(|&b| b == 0) {
         return Err(FileError::Binary {
-            path: shown.to_string(),
+            path: shown,
             size: bytes.len() as u64,
         });
     }
-    Ok(bytes)
+    Ok((shown, bytes))
+}
+
+/// A path that does not exist becomes the error that says so; others stay as they are.
+fn not_found_or(error: PathError, wd: &Workdir, path: &str) -> FileError {
+    if error.is_not_found() {
+        FileError::NotFound {
+            path: path.to_string(),
+            workdir: wd.root().display().to_string(),
+        }
+    } else {
+        match error {
+            PathError::Io { path, source } if source.kind() == io::ErrorKind::IsADirectory => {
+                FileError::IsDir { path }
+            }
+            other => FileError::Path(other),
+        }
+    }
 }
 
 /// Lines without their terminators ("\n" or "\r\n"); a final terminator adds no empty line.
@@ -350,36 +412,76 @@ fn line_of(text: &str, at: usize) -> usize {
 }
 
 /// Temp file in the same folder, fsync, rename over the target: readers (and a crash) see the
-/// old file or the new one, never half of one. Keeps the old file's permissions.
-fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let parent = path
-        .parent()
-        .ok_or_else(|| io::Error::other("the path has no parent folder"))?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::other("the path has no file name"))?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(name);
-    temp_name.push(format!(".talaria-{:016x}.tmp", fastrand::u64(..)));
-    let temp = parent.join(temp_name);
-
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)?;
-        file.write_all(data)?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            file.set_permissions(meta.permissions())?;
-        }
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
+/// old file or the new one, never half of one. Keeps the old file's permissions. Stop before
+/// the rename abandons the write (the temp file is removed); `gate` decides that race.
+fn write_atomic(
+    target: &WriteTarget,
+    data: &[u8],
+    gate: &CommitGate,
+    shown: &str,
+    result: &str,
+) -> Result<(), FileError> {
+    let mut temp = std::ffi::OsString::from(".");
+    temp.push(&target.name);
+    temp.push(format!(".talaria-{:016x}.tmp", fastrand::u64(..)));
+    let io_error = |source: io::Error| FileError::Io {
+        action: "write",
+        path: shown.to_string(),
+        source,
+    };
+    let cancelled = || FileError::Cancelled {
+        path: shown.to_string(),
+    };
+    if gate.is_cancelled() {
+        return Err(cancelled());
     }
-    result
+    let mode = Mode::from_raw_mode(target.existing_mode.unwrap_or(0o666));
+    let fd = rustix::fs::openat(
+        &target.dir,
+        &temp,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        mode,
+    )
+    .map_err(|e| io_error(e.into()))?;
+    let remove_temp = || {
+        let _ = rustix::fs::unlinkat(&target.dir, &temp, AtFlags::empty());
+    };
+    let outcome = (|| {
+        if let Some(existing) = target.existing_mode {
+            // Creation applied the umask; the replaced file's exact mode is kept.
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(existing))
+                .map_err(|e| io_error(e.into()))?;
+        }
+        let mut file = std::fs::File::from(fd);
+        for chunk in data.chunks(WRITE_CHUNK) {
+            if gate.is_cancelled() {
+                return Err(cancelled());
+            }
+            file.write_all(chunk).map_err(io_error)?;
+        }
+        file.sync_all().map_err(io_error)?;
+        drop(file);
+        if !gate.begin_commit(result.to_string()) {
+            return Err(cancelled());
+        }
+        rustix::fs::renameat(&target.dir, &temp, &target.dir, &target.name)
+            .map_err(|e| io_error(e.into()))
+    })();
+    if outcome.is_err() {
+        remove_temp();
+        return outcome;
+    }
+    gate.committed();
+    // The rename is durable once the folder is synced; a failure here loses nothing written.
+    if let Ok(dir) = rustix::fs::openat(
+        &target.dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        let _ = rustix::fs::fsync(dir.as_fd());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

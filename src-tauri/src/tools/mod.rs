@@ -1,7 +1,7 @@
 //! The built-in tools the model can call: their JSON schemas (`specs`) and one entry point
 //! (`run`) that never panics and turns every failure into an error result the model can read.
 
-pub mod approval;
+pub mod commit;
 pub mod files;
 pub mod search;
 pub mod terminal;
@@ -11,16 +11,17 @@ pub mod workdir;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-pub use approval::approval_reason;
-
 use crate::cancel::{CancellationToken, Cancelled, OrCancel};
 use crate::message::ToolCall;
 use crate::provider::ToolSpec;
+use crate::safety::{Safety, SecretPaths};
 use crate::todo::TodoStore;
+use commit::CommitGate;
 
 /// The content of a tool result after a cancel (the agent uses the same text for calls that
 /// never started).
@@ -40,6 +41,30 @@ pub struct ToolContext<'a> {
     pub workdir: &'a Path,
     pub todos: &'a mut TodoStore,
     pub cancel: &'a CancellationToken,
+    pub safety: &'a Safety,
+    /// The user allowed this one call to touch a secret.
+    pub allow_secret: bool,
+    /// Run `terminal` outside the sandbox (the user allowed it after the sandbox stopped it).
+    pub unsandboxed: bool,
+}
+
+impl<'a> ToolContext<'a> {
+    /// An ordinary call: secrets refused, the terminal sandboxed.
+    pub fn new(
+        workdir: &'a Path,
+        todos: &'a mut TodoStore,
+        cancel: &'a CancellationToken,
+        safety: &'a Safety,
+    ) -> Self {
+        ToolContext {
+            workdir,
+            todos,
+            cancel,
+            safety,
+            allow_secret: false,
+            unsandboxed: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +73,8 @@ pub struct ToolOutput {
     pub is_error: bool,
     /// The todo list changed: the agent emits a `todo` event and records a snapshot.
     pub todos_changed: bool,
+    /// A sandboxed command failed the way the sandbox makes commands fail.
+    pub sandbox_denied: bool,
 }
 
 impl ToolOutput {
@@ -56,6 +83,7 @@ impl ToolOutput {
             content: content.into(),
             is_error: false,
             todos_changed: false,
+            sandbox_denied: false,
         }
     }
 
@@ -64,6 +92,7 @@ impl ToolOutput {
             content: content.into(),
             is_error: true,
             todos_changed: false,
+            sandbox_denied: false,
         }
     }
 
@@ -192,7 +221,9 @@ merged in order) and exit code. stdin is empty, so interactive programs cannot b
 -y, and avoid pagers and editors. Default timeout {} s (set `timeout` in seconds, at most {}); on timeout the \
 command and everything it started are stopped. Output over {} characters keeps its head and tail. Background \
 processes that still write to the output are stopped when the command ends; to keep one running, redirect its \
-output (nohup CMD > file.log 2>&1 &). Dangerous commands (e.g. rm -rf of broad paths) need the user's approval.",
+output (nohup CMD > file.log 2>&1 &). Commands run in a sandbox: they may write only inside the working folder and \
+temp folders, and cannot read secrets (SSH keys, cloud credentials, .env files). Commands that are not known to be \
+read-only may wait for the user's approval, and may be denied.",
                 terminal::DEFAULT_TIMEOUT_S,
                 terminal::MAX_TIMEOUT_S,
                 terminal::MAX_OUTPUT_CHARS,
@@ -213,6 +244,15 @@ output (nohup CMD > file.log 2>&1 &). Dangerous commands (e.g. rm -rf of broad p
 /// result the model can read. When `cancel` fires, whatever the tool started is stopped and
 /// the result is "cancelled by the user".
 pub async fn run(call: &ToolCall, ctx: ToolContext<'_>) -> ToolOutput {
+    let redactor = ctx.safety.redactor.clone();
+    let mut output = run_unredacted(call, ctx).await;
+    if let std::borrow::Cow::Owned(clean) = redactor.redact(&output.content) {
+        output.content = clean;
+    }
+    output
+}
+
+async fn run_unredacted(call: &ToolCall, ctx: ToolContext<'_>) -> ToolOutput {
     if ctx.cancel.is_cancelled() {
         return ToolOutput::cancelled();
     }
@@ -227,30 +267,42 @@ pub async fn run(call: &ToolCall, ctx: ToolContext<'_>) -> ToolOutput {
         Ok(args) => args,
         Err(message) => return ToolOutput::error(message),
     };
-    let workdir = ctx.workdir.to_path_buf();
+    let access = FileAccess {
+        workdir: ctx.workdir.to_path_buf(),
+        secrets: ctx.safety.secrets.clone(),
+        allow_secret: ctx.allow_secret,
+    };
     match call.name.as_str() {
         "todo" => match todo::run(args, ctx.todos) {
             Ok(result) => ToolOutput {
-                content: result.content,
-                is_error: false,
                 todos_changed: result.changed,
+                ..ToolOutput::ok(result.content)
             },
             Err(err) => ToolOutput::error(err.to_string()),
         },
-        "read_file" => file_tool(&call.name, args, workdir, ctx.cancel, files::read_file).await,
-        "write_file" => file_tool(&call.name, args, workdir, ctx.cancel, files::write_file).await,
-        "patch" => file_tool(&call.name, args, workdir, ctx.cancel, files::patch).await,
-        "search_files" => search_tool(args, workdir, ctx.cancel).await,
+        "read_file" => file_tool(&call.name, args, access, ctx.cancel, files::read_file).await,
+        "write_file" => file_tool(&call.name, args, access, ctx.cancel, files::write_file).await,
+        "patch" => file_tool(&call.name, args, access, ctx.cancel, files::patch).await,
+        "search_files" => search_tool(args, access, ctx.cancel).await,
         "terminal" => {
             let args: terminal::TerminalArgs = match typed(&call.name, args) {
                 Ok(args) => args,
                 Err(message) => return ToolOutput::error(message),
             };
-            match terminal::run(&workdir, args, ctx.cancel).await {
+            let env = crate::safety::env::scrubbed_env(&ctx.safety.terminal_env);
+            let launch = terminal::Launch {
+                sandbox: if ctx.unsandboxed {
+                    None
+                } else {
+                    ctx.safety.sandbox.as_ref().ok()
+                },
+                env: &env,
+            };
+            match terminal::run(ctx.workdir, args, launch, ctx.cancel).await {
                 Ok(finished) => ToolOutput {
-                    content: finished.content,
+                    sandbox_denied: finished.sandbox_denied,
                     is_error: finished.is_error,
-                    todos_changed: false,
+                    ..ToolOutput::ok(finished.content)
                 },
                 Err(terminal::TerminalError::Cancelled) => ToolOutput::cancelled(),
                 Err(err) => ToolOutput::error(err.to_string()),
@@ -286,13 +338,25 @@ fn typed<T: DeserializeOwned>(tool: &str, args: Value) -> Result<T, String> {
     })
 }
 
-/// Runs a blocking file tool on the blocking pool, raced against the cancel token.
+/// What a file tool may touch, owned so it can move to the blocking thread.
+struct FileAccess {
+    workdir: PathBuf,
+    secrets: SecretPaths,
+    allow_secret: bool,
+}
+
+/// How long Stop waits for a write that had already begun committing (a rename and a sync).
+const COMMIT_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs a blocking file tool on the blocking pool, raced against the cancel token. A write
+/// that Stop catches before its commit is abandoned; one already committing finishes, and its
+/// real result is returned (so the log says what happened to the file).
 async fn file_tool<A, E>(
     name: &str,
     args: Value,
-    workdir: PathBuf,
+    access: FileAccess,
     cancel: &CancellationToken,
-    tool: fn(&Path, A) -> Result<String, E>,
+    tool: fn(&files::Scope<'_>, A) -> Result<String, E>,
 ) -> ToolOutput
 where
     A: DeserializeOwned + Send + 'static,
@@ -302,11 +366,45 @@ where
         Ok(args) => args,
         Err(message) => return ToolOutput::error(message),
     };
-    let task = tokio::task::spawn_blocking(move || tool(&workdir, args).map_err(|e| e.to_string()));
-    finish_blocking(name, task, cancel).await
+    let gate = CommitGate::new();
+    let task_gate = gate.clone();
+    let mut task = tokio::task::spawn_blocking(move || {
+        let scope = files::Scope {
+            workdir: &access.workdir,
+            secrets: &access.secrets,
+            allow_secret: access.allow_secret,
+            gate: &task_gate,
+        };
+        tool(&scope, args).map_err(|e| e.to_string())
+    });
+    match (&mut task).or_cancel(cancel).await {
+        Ok(joined) => output_of(name, joined),
+        Err(Cancelled) if gate.cancel() => ToolOutput::cancelled(),
+        // The write had begun committing: wait for its rename (not the sync after it), or for
+        // the task to end if the rename failed.
+        Err(Cancelled) => {
+            let finished = async {
+                tokio::select! {
+                    committed = gate.wait_committed() => committed.map(ToolOutput::ok),
+                    joined = task => Some(output_of(name, joined)),
+                }
+            };
+            match tokio::time::timeout(COMMIT_WAIT, finished).await {
+                Ok(Some(mut output)) => {
+                    output
+                        .content
+                        .push_str("\n[Stop came after this write had begun; it was completed]");
+                    output
+                }
+                Ok(None) | Err(_) => ToolOutput::error(format!(
+                    "cancelled by the user while {name} was replacing the file; it is either the old or the new version, never a mix"
+                )),
+            }
+        }
+    }
 }
 
-async fn search_tool(args: Value, workdir: PathBuf, cancel: &CancellationToken) -> ToolOutput {
+async fn search_tool(args: Value, access: FileAccess, cancel: &CancellationToken) -> ToolOutput {
     let args: search::SearchArgs = match typed("search_files", args) {
         Ok(args) => args,
         Err(message) => return ToolOutput::error(message),
@@ -315,23 +413,30 @@ async fn search_tool(args: Value, workdir: PathBuf, cancel: &CancellationToken) 
     // and ends on its own.
     let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
     let flag = Arc::clone(&stop.0);
-    let task = tokio::task::spawn_blocking(move || {
-        search::search_files(&workdir, args, flag).map_err(|e| e.to_string())
+    let mut task = tokio::task::spawn_blocking(move || {
+        search::search_files(
+            &access.workdir,
+            &access.secrets,
+            access.allow_secret,
+            args,
+            flag,
+        )
+        .map_err(|e| e.to_string())
     });
-    finish_blocking("search_files", task, cancel).await
+    match (&mut task).or_cancel(cancel).await {
+        Err(Cancelled) => ToolOutput::cancelled(),
+        Ok(joined) => output_of("search_files", joined),
+    }
 }
 
-/// Awaits a tool's blocking task, raced against the cancel token.
-async fn finish_blocking(
+fn output_of(
     name: &str,
-    task: tokio::task::JoinHandle<Result<String, String>>,
-    cancel: &CancellationToken,
+    joined: Result<Result<String, String>, tokio::task::JoinError>,
 ) -> ToolOutput {
-    match task.or_cancel(cancel).await {
-        Err(Cancelled) => ToolOutput::cancelled(),
-        Ok(Ok(Ok(content))) => ToolOutput::ok(content),
-        Ok(Ok(Err(message))) => ToolOutput::error(message),
-        Ok(Err(err)) => ToolOutput::error(format!("{name} failed unexpectedly: {err}")),
+    match joined {
+        Ok(Ok(content)) => ToolOutput::ok(content),
+        Ok(Err(message)) => ToolOutput::error(message),
+        Err(err) => ToolOutput::error(format!("{name} failed unexpectedly: {err}")),
     }
 }
 

@@ -13,7 +13,10 @@ use ignore::WalkBuilder;
 use ignore::overrides::OverrideBuilder;
 use serde::Deserialize;
 
+use rustix::fs::OFlags;
+
 use super::workdir::{PathError, Workdir};
+use crate::safety::SecretPaths;
 
 /// Matches returned at most; the walk stops there.
 pub const MAX_MATCHES: usize = 200;
@@ -32,6 +35,10 @@ pub enum SearchError {
         "{path} does not exist; give a folder inside the working folder, or leave path out to search all of it"
     )]
     NotFound { path: String },
+    #[error(
+        "refused: {path} is secret ({why}). Tools do not read secrets unless the user allows that one call; ask the user instead"
+    )]
+    Secret { path: String, why: String },
     #[error("cancelled by the user")]
     Cancelled,
 }
@@ -47,19 +54,32 @@ pub struct SearchArgs {
 
 /// Runs the search. `stop` is checked between files and between matches so a cancel ends the
 /// walk promptly even though it runs on a blocking thread.
+/// Secret files under the search root are skipped (and counted) unless `allow_secret`.
 pub fn search_files(
     workdir: &Path,
+    secrets: &SecretPaths,
+    allow_secret: bool,
     args: SearchArgs,
     stop: Arc<AtomicBool>,
 ) -> Result<String, SearchError> {
     let wd = Workdir::new(workdir)?;
-    let root = match args.path.as_deref().map(str::trim) {
-        None | Some("") | Some(".") => wd.root().to_path_buf(),
-        Some(path) => wd.resolve(path)?,
+    let rel = match args.path.as_deref().map(str::trim) {
+        None | Some("") | Some(".") => std::path::PathBuf::from("."),
+        Some(path) => wd.relative(path)?,
     };
-    if !root.exists() {
-        return Err(SearchError::NotFound {
+    let root = match wd.open(&rel, OFlags::PATH) {
+        Ok(opened) => opened.real,
+        Err(error) if error.is_not_found() => {
+            return Err(SearchError::NotFound {
+                path: args.path.unwrap_or_default(),
+            });
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if !allow_secret && let Some(why) = secrets.why(&root) {
+        return Err(SearchError::Secret {
             path: wd.display(&root),
+            why,
         });
     }
     let matcher = RegexMatcherBuilder::new()
@@ -99,6 +119,7 @@ pub fn search_files(
     let mut files = 0usize;
     let mut truncated = false;
     let mut unreadable = 0usize;
+    let mut secret = 0usize;
     for entry in walker {
         if stop.load(Ordering::Relaxed) {
             return Err(SearchError::Cancelled);
@@ -118,11 +139,30 @@ pub fn search_files(
         {
             continue;
         }
+        if !allow_secret && secrets.why(path).is_some() {
+            secret += 1;
+            continue;
+        }
+        // Opened beneath the folder: a folder swapped for a symlink during the walk cannot lead
+        // the search outside.
+        let Some(file) = path
+            .strip_prefix(wd.root())
+            .ok()
+            .and_then(|rel| {
+                wd.open(rel, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY)
+                    .ok()
+            })
+            .filter(|opened| allow_secret || secrets.why(&opened.real).is_none())
+            .map(|opened| std::fs::File::from(opened.fd))
+        else {
+            unreadable += 1;
+            continue;
+        };
         let shown = wd.display(path);
         let mut file_matches = 0usize;
-        let result = searcher.search_path(
+        let result = searcher.search_file(
             &matcher,
-            path,
+            &file,
             Lossy(|line_number, line| {
                 if stop.load(Ordering::Relaxed) {
                     return Ok(false);
@@ -159,6 +199,9 @@ pub fn search_files(
             let _ = write!(text, " (files matching {glob:?})");
         }
         text.push_str(" (.gitignored and hidden files are skipped)");
+        if secret > 0 {
+            let _ = write!(text, "; {secret} secret files were skipped");
+        }
         return Ok(text);
     }
     if truncated {
@@ -171,6 +214,12 @@ pub fn search_files(
     }
     if unreadable > 0 {
         let _ = write!(out, "\n[{unreadable} files or folders could not be read]");
+    }
+    if secret > 0 {
+        let _ = write!(
+            out,
+            "\n[{secret} secret files (.env files, keys) were skipped; the user can allow reading one]"
+        );
     }
     Ok(out)
 }
@@ -198,8 +247,9 @@ mod tests {
             file_glob: None,
         };
         let stop = Arc::new(AtomicBool::new(true));
+        let secrets = SecretPaths::new(None, Path::new("/nonexistent-data"));
         assert!(matches!(
-            search_files(&dir, args, stop),
+            search_files(&dir, &secrets, false, args, stop),
             Err(SearchError::Cancelled)
         ));
     }

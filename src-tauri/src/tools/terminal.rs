@@ -2,6 +2,7 @@
 //! or a timeout can kill everything it started (no orphans) with one `killpg`.
 
 use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ use tokio::net::unix::pipe::Receiver;
 
 use super::workdir::{PathError, Workdir};
 use crate::cancel::{CancellationToken, Cancelled, OrCancel};
+use crate::safety::SandboxPolicy;
+use crate::safety::sandbox::{Prepared, SandboxError, looks_denied};
 
 pub const DEFAULT_TIMEOUT_S: u64 = 180;
 pub const MAX_TIMEOUT_S: u64 = 600;
@@ -40,6 +43,8 @@ pub enum TerminalError {
     },
     #[error("waiting for the command failed: {0}")]
     Wait(std::io::Error),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
     #[error("cancelled by the user")]
     Cancelled,
 }
@@ -57,6 +62,16 @@ pub struct TerminalArgs {
 pub struct Finished {
     pub content: String,
     pub is_error: bool,
+    /// It ran in the sandbox, failed, and its output reads like the sandbox stopped it.
+    pub sandbox_denied: bool,
+}
+
+/// How a command is started: in the sandbox or not, and with which environment.
+#[derive(Debug, Default)]
+pub struct Launch<'a> {
+    pub sandbox: Option<&'a SandboxPolicy>,
+    /// The whole environment of the command (nothing else is inherited).
+    pub env: &'a [(OsString, OsString)],
 }
 
 fn shell() -> &'static Path {
@@ -122,6 +137,7 @@ enum Step {
 pub async fn run(
     workdir: &Path,
     args: TerminalArgs,
+    launch: Launch<'_>,
     cancel: &CancellationToken,
 ) -> Result<Finished, TerminalError> {
     if args.command.trim().is_empty() {
@@ -138,11 +154,15 @@ pub async fn run(
     // One pipe for stdout and stderr, so the output keeps the order it was written in.
     let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
     let writer_err = writer.try_clone().map_err(spawn_error)?;
+    // Built before the fork (the child only enforces it).
+    let sandbox = launch.sandbox.map(Prepared::new).transpose()?;
     let mut command = tokio::process::Command::new(shell);
     command
         .arg("-c")
         .arg(&args.command)
         .current_dir(wd.root())
+        .env_clear()
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::from(writer))
         .stderr(Stdio::from(writer_err))
@@ -152,7 +172,11 @@ pub async fn run(
         .env("GIT_TERMINAL_PROMPT", "0")
         .process_group(0)
         .kill_on_drop(true);
+    if let Some(sandbox) = &sandbox {
+        sandbox.apply(&mut command);
+    }
     let spawned = command.spawn();
+    drop(sandbox);
     // Our copies of the write end must close, or the pipe never reaches EOF.
     drop(command);
     let mut child = spawned.map_err(spawn_error)?;
@@ -247,9 +271,12 @@ pub async fn run(
         content.push('\n');
         content.push_str(note);
     }
+    let sandbox_denied =
+        launch.sandbox.is_some() && !success && !timed_out && looks_denied(&content);
     Ok(Finished {
         content,
         is_error: timed_out || !success,
+        sandbox_denied,
     })
 }
 

@@ -38,19 +38,39 @@ export type Event =
   | { type: "tool_call"; id: string; name: string; arguments: unknown }
   | { type: "tool_result"; id: string; name: string; content: string; is_error: boolean }
   | { type: "todo"; todos: TodoItem[] }
-  | { type: "approval_request"; id: string; tool_call_id: string; command: string; reason: string }
+  | {
+      type: "approval_request";
+      id: string;
+      tool_call_id: string;
+      command: string;
+      reason: string;
+      kind?: AskKind;
+      tool?: string;
+      choices?: Decision[];
+    }
+  | { type: "notice"; message: string }
   | { type: "retry"; attempt: number; max_attempts: number; delay_ms: number; reason: string }
   | { type: "storage_error"; kind: ErrorKind; message: string; path: string }
   | { type: "done"; usage?: Usage }
   | { type: "error"; kind: ErrorKind; message: string }
   | { type: "cancelled" };
 
+/** What an approval dialog is about. */
+export type AskKind = "command" | "secret" | "escalate";
+
+/** The user's answer to an approval request. */
+export type Decision = "once" | "session" | "deny";
+
 export type ProviderKind = "openai" | "anthropic";
+
+/** How much the app asks before a command runs (the sandbox stays on at every level). */
+export type ApprovalLevel = "ask" | "risky" | "never";
 
 export interface Settings {
   provider: ProviderKind;
   base_url: string;
   model: string;
+  /** Never filled in by the backend: the key is stored apart (see SettingsView.key). */
   api_key?: string;
   connect_timeout_s: number;
   timeout_s: number;
@@ -58,15 +78,52 @@ export interface Settings {
   max_iterations: number;
   max_attempts: number;
   workdir: string;
+  approval_level: ApprovalLevel;
+  writable_dirs: string[];
+  terminal_env: string[];
+}
+
+/** A setting the environment decides for this run (shown read-only, never saved). */
+export interface EnvOverride {
+  field: string;
+  var: string;
+  /** The value; for the API key only a masked form. */
+  value: string;
+}
+
+export type KeyStorage = "keyring" | "file";
+
+export interface SandboxInfo {
+  available: boolean;
+  reason?: string | null;
+}
+
+/** What the Settings form shows: saved values and environment values apart. */
+export interface SettingsView {
+  saved: Settings;
+  env: EnvOverride[];
+  key: { storage: KeyStorage; saved?: string | null };
+  sandbox: SandboxInfo;
+  data_dir: string;
+  suggested_workdir: string;
 }
 
 export interface AppStatus {
   configured: boolean;
+  model_ready: boolean;
+  workdir_ready: boolean;
+  workdir: string;
+  workdir_problem?: string | null;
+  /** The user's home folder (paths under it are shown as ~/…). */
+  home: string;
   data_dir: string;
   provider: string;
   model: string;
   base_url: string;
   env_overrides: string[];
+  approval_level: ApprovalLevel;
+  sandbox: SandboxInfo;
+  key_storage: KeyStorage;
   /** Set when the saved settings could not be read; says what to do. */
   settings_warning?: string | null;
 }
@@ -119,6 +176,8 @@ export interface SessionDetail {
   title: string;
   created: string;
   status?: SessionStatus | string;
+  /** The folder the session works in. */
+  workdir?: string;
   /** The newest messages (all of them unless `tail` was asked for). */
   messages: StoredMessage[];
   /** Index of `messages[0]` in the whole conversation; earlier ones come from `sessionMessages`. */
@@ -138,21 +197,24 @@ export interface MessagePage {
 export interface StartedTurn {
   session_id: string;
   path: string;
+  workdir: string;
 }
 
-/** Every command error has this shape. */
+/** Every command error has this shape; `field` names the setting it is about, if any. */
 export interface CommandError {
   kind: string;
   message: string;
+  field?: string;
 }
 
 /** Turns whatever a rejected invoke gave us into a CommandError. */
 export function toCommandError(error: unknown): CommandError {
   if (error && typeof error === "object" && "message" in error) {
-    const e = error as { kind?: unknown; message?: unknown };
+    const e = error as { kind?: unknown; message?: unknown; field?: unknown };
     return {
       kind: typeof e.kind === "string" ? e.kind : "unknown",
       message: String(e.message),
+      ...(typeof e.field === "string" ? { field: e.field } : {}),
     };
   }
   return { kind: "unknown", message: typeof error === "string" ? error : String(error) };
@@ -166,26 +228,37 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
   }
 }
 
+/** Starts a turn; `workdir` picks the folder of a new session (null: the one in settings). */
 export function startTurn(
   sessionId: string | null,
   prompt: string,
   onEvent: (event: Event) => void,
+  workdir: string | null = null,
 ): Promise<StartedTurn> {
   const channel = new Channel<Event>();
   channel.onmessage = onEvent;
-  return call<StartedTurn>("start_turn", { sessionId, prompt, onEvent: channel });
+  return call<StartedTurn>("start_turn", { sessionId, prompt, onEvent: channel, workdir });
 }
 
 export const cancelTurn = (sessionId: string) => call<void>("cancel_turn", { sessionId });
 
-export const respondApproval = (sessionId: string, id: string, approved: boolean) =>
-  call<void>("respond_approval", { sessionId, id, approved });
+export const respondApproval = (sessionId: string, id: string, decision: Decision) =>
+  call<void>("respond_approval", { sessionId, id, approved: decision !== "deny", decision });
 
 export const appStatus = () => call<AppStatus>("app_status");
 
-export const getSettings = () => call<Settings>("get_settings");
+export const getSettings = () => call<SettingsView>("get_settings");
 
-export const saveSettings = (settings: Settings) => call<Settings>("save_settings", { settings });
+/** Saves what the user typed. `apiKey`: undefined keeps the stored key, "" removes it. */
+export const saveSettings = (settings: Settings, apiKey?: string) =>
+  call<SettingsView>("save_settings", { settings, apiKey: apiKey ?? null });
+
+/** Sets the working folder for new sessions: `path`, or (with `create`) a fresh ~/Talaria. */
+export const chooseWorkdir = (path: string | null, create: boolean) =>
+  call<string>("choose_workdir", { path, create });
+
+/** Checks a folder for a new session without saving it; resolves to the folder's real path. */
+export const checkWorkdir = (path: string) => call<string>("check_workdir", { path });
 
 export const detectLocalServers = () => call<LocalServer[]>("detect_local_servers");
 

@@ -3,7 +3,16 @@
 // string field, so a token re-renders that item alone, never the history.
 
 import * as api from "./api";
-import type { CommandError, Event, MessagePage, SessionDetail, StoredMessage, TodoItem } from "./api";
+import type {
+  AskKind,
+  CommandError,
+  Decision,
+  Event,
+  MessagePage,
+  SessionDetail,
+  StoredMessage,
+  TodoItem,
+} from "./api";
 
 /** Messages asked of the backend at a time for a past session: opening a huge log transfers only its end. */
 export const HISTORY_PAGE = 400;
@@ -23,6 +32,9 @@ export interface Approval {
   tool_call_id: string;
   command: string;
   reason: string;
+  kind: AskKind;
+  tool: string;
+  choices: Decision[];
 }
 
 let keySeq = 0;
@@ -150,6 +162,8 @@ export class Conversation {
   firstIndex = $state(0);
   /** An earlier page is being fetched. */
   loadingEarlier = $state(false);
+  /** The folder the session works in; for a new session, the one chosen for it (null: settings'). */
+  workdir = $state<string | null>(null);
 
   #open: AssistantItem | null = null;
   #tools = new Map<string, ToolItem>();
@@ -206,7 +220,13 @@ export class Conversation {
           tool_call_id: event.tool_call_id,
           command: event.command,
           reason: event.reason,
+          kind: event.kind ?? "command",
+          tool: event.tool ?? "terminal",
+          choices: event.choices ?? ["once", "deny"],
         });
+        break;
+      case "notice":
+        this.items.push(new NoticeItem("info", event.message));
         break;
       case "retry": {
         this.#closeAssistant(false);
@@ -257,8 +277,10 @@ export class Conversation {
     if (!this.title) this.title = text.split("\n")[0].slice(0, 80);
     this.status = "running";
     try {
-      const started = await api.startTurn(this.sessionId, text, (event) => this.apply(event));
+      const folder = this.sessionId === null ? this.workdir : null;
+      const started = await api.startTurn(this.sessionId, text, (event) => this.apply(event), folder);
       this.#setSession(started.session_id, started.path);
+      this.workdir = started.workdir;
     } catch (error) {
       this.fail(error as CommandError);
       this.status = "error";
@@ -276,11 +298,11 @@ export class Conversation {
     await this.#cancel(this.sessionId);
   }
 
-  async answerApproval(id: string, approved: boolean): Promise<void> {
+  async answerApproval(id: string, decision: Decision): Promise<void> {
     this.approvals = this.approvals.filter((a) => a.id !== id);
     if (this.sessionId === null) return;
     try {
-      await api.respondApproval(this.sessionId, id, approved);
+      await api.respondApproval(this.sessionId, id, decision);
     } catch (error) {
       this.fail(error as CommandError);
     }
@@ -294,6 +316,7 @@ export class Conversation {
   load(detail: SessionDetail): void {
     this.sessionId = detail.id;
     this.title = detail.title;
+    this.workdir = detail.workdir ?? null;
     this.todos = detail.todos ?? [];
     this.skippedLines = detail.skipped_lines ?? 0;
     this.past = true;

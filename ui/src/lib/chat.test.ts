@@ -142,8 +142,8 @@ describe("Conversation reducer", () => {
     expect(conv.items[4]).toMatchObject({ tone: "retry", text: "retrying in 2s (attempt 2/3): HTTP 429", active: false });
     expect(conv.approvals).toHaveLength(1);
 
-    await conv.answerApproval("a1", false);
-    expect(backend.called("respond_approval")[0].args).toEqual({ sessionId: "s-1", id: "a1", approved: false });
+    await conv.answerApproval("a1", "deny");
+    expect(backend.called("respond_approval")[0].args).toEqual({ sessionId: "s-1", id: "a1", approved: false, decision: "deny" });
     expect(conv.approvals).toHaveLength(0);
   });
 
