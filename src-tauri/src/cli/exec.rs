@@ -85,10 +85,8 @@ impl SetupError {
         match self {
             SetupError::Config(_) | SetupError::EmptyPrompt => ErrorKind::Config,
             SetupError::Agent(error) => error.kind(),
-            SetupError::History(HistoryError::NotFound(_) | HistoryError::Ambiguous(_)) => {
-                ErrorKind::Config
-            }
-            SetupError::History(_) | SetupError::Runtime(_) => ErrorKind::Io,
+            SetupError::History(error) => error.error_kind(),
+            SetupError::Runtime(_) => ErrorKind::Io,
         }
     }
 

@@ -105,6 +105,16 @@ export function hintFor(kind: string): string {
       return "A file could not be read or written. Check free disk space and the permissions of the data folder.";
     case "config":
       return "Open Settings and fix the value named above.";
+    case "busy":
+      return "Another Talaria window or a `talaria exec` is writing this session. Wait for it to finish, or start a new session.";
+    case "not_found":
+      return "The session is no longer in the sessions folder; it may have been deleted or moved.";
+    case "corrupt":
+      return "The session log is damaged beyond reading. Other sessions are not affected.";
+    case "index":
+      return "The search index could not be used. Close Talaria, delete index.sqlite in the data folder, and start again: it is rebuilt from the logs.";
+    case "watch":
+      return "Talaria cannot follow the sessions folder; the list is refreshed every few seconds instead.";
     default:
       return "";
   }
@@ -120,6 +130,12 @@ const TITLES: Record<string, string> = {
   max_iterations: "Step limit reached",
   io: "File error",
   config: "Settings need attention",
+  busy: "The session is busy",
+  not_found: "Session not found",
+  ambiguous: "Several sessions match",
+  corrupt: "The session log is damaged",
+  index: "The search index failed",
+  watch: "Live updates are off",
 };
 
 export function bannerFor(kind: string, message: string): Banner {
