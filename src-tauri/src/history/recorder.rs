@@ -166,7 +166,7 @@ impl Recorder {
     pub fn reopen(path: &Path, errors: Arc<dyn EventSink>) -> Result<Recorder, HistoryError> {
         let (header, header_line) = read_header(path)?;
         let (sink, torn) = FileSink::open_append(path, Some(header_line)).map_err(|e| {
-            if crate::history::sink::is_locked(&e) {
+            if crate::history::lock::is_locked(&e) {
                 HistoryError::InUse(path.to_path_buf())
             } else {
                 HistoryError::io("open the session log", path, e)

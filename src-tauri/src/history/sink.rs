@@ -5,6 +5,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::history::lock::{lock_exclusive, open_locked, same_file, sync_dir};
+
 /// A write that failed after `written` bytes of the buffer had reached the file.
 #[derive(Debug)]
 pub struct PartialWrite {
@@ -65,8 +67,7 @@ impl FileSink {
     /// Opens an existing log for appending. Returns whether the file ends in the middle of a
     /// line (a torn write from a crash), so the next write starts on a fresh line.
     pub fn open_append(path: &Path, header_line: Option<Vec<u8>>) -> io::Result<(FileSink, bool)> {
-        let mut file = OpenOptions::new().read(true).append(true).open(path)?;
-        lock_exclusive(&file)?;
+        let mut file = open_locked(path)?;
         let len = file.seek(SeekFrom::End(0))?;
         let mut torn = false;
         if len > 0 {
@@ -112,25 +113,6 @@ impl FileSink {
 }
 
 /// `create_dir_all`, returning the folders it had to make (outermost first).
-/// One writer per session log, across processes: two writers would interleave their turns in
-/// one conversation. The lock goes with the open file and ends when the writer closes it (or
-/// its process dies, so a crashed writer never blocks a resume).
-fn lock_exclusive(file: &File) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a descriptor we own for the duration of the call.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// True when opening failed because another writer holds the session's lock.
-pub fn is_locked(error: &io::Error) -> bool {
-    error.kind() == io::ErrorKind::WouldBlock
-}
-
 fn create_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut missing = Vec::new();
     let mut at = Some(dir);
@@ -144,30 +126,6 @@ fn create_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
     missing.reverse();
     std::fs::create_dir_all(dir)?;
     Ok(missing)
-}
-
-/// Makes a folder's entries durable (`fsync` on the folder). Where folders cannot be opened
-/// for that (not Unix), the file system's own ordering has to do.
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
-}
-
-#[cfg(unix)]
-fn same_file(file: &File, on_disk: &std::fs::Metadata) -> io::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let open = file.metadata()?;
-    Ok(open.dev() == on_disk.dev() && open.ino() == on_disk.ino())
-}
-
-#[cfg(not(unix))]
-fn same_file(_file: &File, _on_disk: &std::fs::Metadata) -> io::Result<bool> {
-    Ok(true)
 }
 
 impl LogFile for FileSink {
