@@ -639,27 +639,6 @@ mod tests {
     }
 
     #[test]
-    fn finds_sessions_by_prefix() {
-        let dir = tempfile::tempdir().unwrap();
-        let day = dir.path().join("2025/01/02");
-        std::fs::create_dir_all(&day).unwrap();
-        std::fs::write(day.join("abc123.jsonl"), "").unwrap();
-        std::fs::write(day.join("abd999.jsonl"), "").unwrap();
-        assert_eq!(
-            history::find_log(dir.path(), "abc").unwrap(),
-            day.join("abc123.jsonl")
-        );
-        assert!(matches!(
-            history::find_log(dir.path(), "ab"),
-            Err(HistoryError::Ambiguous(_))
-        ));
-        assert!(matches!(
-            history::find_log(dir.path(), "zz"),
-            Err(HistoryError::NotFound(_))
-        ));
-    }
-
-    #[test]
     fn tool_lines_are_short_and_readable() {
         let call = serde_json::json!({"command": "ls -la\n  | head", "timeout": 5});
         assert_eq!(call_summary(&call), "$ ls -la | head");

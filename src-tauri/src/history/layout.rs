@@ -238,5 +238,19 @@ mod tests {
             Some(day.join("b.jsonl.zst"))
         );
         assert_eq!(find_log(dir.path(), "b").unwrap(), day.join("b.jsonl.zst"));
+        std::fs::write(day.join("abc123.jsonl"), "").unwrap();
+        std::fs::write(day.join("abd999.jsonl"), "").unwrap();
+        assert_eq!(
+            find_log(dir.path(), "abc").unwrap(),
+            day.join("abc123.jsonl")
+        );
+        assert!(matches!(
+            find_log(dir.path(), "ab"),
+            Err(HistoryError::Ambiguous(_))
+        ));
+        assert!(matches!(
+            find_log(dir.path(), "zz"),
+            Err(HistoryError::NotFound(_))
+        ));
     }
 }
