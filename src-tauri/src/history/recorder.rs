@@ -314,7 +314,10 @@ fn read_header(path: &Path) -> Result<(Header, Vec<u8>), HistoryError> {
             | Record::Todo { .. }
             | Record::TurnStart { .. }
             | Record::TurnEnd { .. }
-            | Record::Usage { .. } => recovered(path),
+            | Record::Usage { .. }
+            | Record::Title { .. }
+            | Record::Pin { .. }
+            | Record::Archive { .. } => recovered(path),
         },
         Line::Unknown | Line::Blank | Line::Unreadable => recovered(path),
     }
@@ -421,7 +424,10 @@ impl Writer {
                     Record::Session(_)
                     | Record::Message { .. }
                     | Record::Todo { .. }
-                    | Record::Usage { .. } => {}
+                    | Record::Usage { .. }
+                    | Record::Title { .. }
+                    | Record::Pin { .. }
+                    | Record::Archive { .. } => {}
                 }
                 match record.to_line() {
                     Ok(line) => self.pending.extend_from_slice(line.as_bytes()),

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 
 use crate::history::error::HistoryError;
-use crate::history::index::{Index, Progress, walk_logs};
+use crate::history::index::{Index, Progress};
+use crate::history::layout::{is_log, walk_logs};
 use crate::history::sessions_dir;
 
 /// Quiet time after an event before the batch is processed.
@@ -154,12 +155,12 @@ fn take(event: notify::Result<notify::Event>, paths: &mut HashSet<PathBuf>, resc
 /// folder that went away. The ids of removed sessions are reported as changed too.
 fn refresh_path(index: &Index, path: &Path, changed: &mut Vec<String>) {
     if path.is_dir() {
-        for (file, _, _) in walk_logs(path) {
-            refresh_path(index, &file, changed);
+        for log in walk_logs(path) {
+            refresh_path(index, &log.path, changed);
         }
         return;
     }
-    if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
+    if !is_log(path) {
         // A folder removed or renamed away takes its sessions out of the list.
         if !path.exists()
             && let Ok(ids) = index.forget_missing_under(path)

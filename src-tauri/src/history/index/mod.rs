@@ -2,31 +2,40 @@
 //! truth; the index is rebuilt from them when it is missing, corrupt or from another schema
 //! version, and kept fresh by reading only the bytes appended since the last look.
 //!
-//! `schema` opens and (re)creates the tables, `refresh` brings them up to date with the logs,
-//! `queries` answers the list, lookups and search.
+//! `schema` opens and (re)creates the tables, `refresh` brings them up to date with the logs
+//! (`text` says what is searchable, `chunks` cuts it into rows), `queries` answers the list,
+//! lookups and search, and `snippet` cuts a hit's snippet from the log itself (the full-text
+//! table keeps no copy of the text).
 
+mod chunks;
 mod queries;
 mod refresh;
 mod schema;
+mod snippet;
+pub mod text;
 
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::history::error::HistoryError;
 use crate::history::reader::SessionStatus;
+use crate::history::record::ForkOrigin;
 
-pub use queries::fts_query;
-pub use refresh::walk_logs;
+pub use queries::{Archived, ListQuery, MessageBlock, fts_query};
 pub use schema::SCHEMA_VERSION;
+
+/// The index keeps the byte offset of every `BLOCK`th message: reading messages from the middle
+/// of a log starts at most this many messages early.
+pub const BLOCK: u64 = 64;
 
 /// One row of the session list.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SessionSummary {
     pub id: String,
+    /// The log file (plain or compressed).
     pub path: String,
     pub title: String,
     pub created: DateTime<Utc>,
@@ -35,16 +44,32 @@ pub struct SessionSummary {
     pub message_count: u64,
     pub provider: String,
     pub model: String,
+    pub pinned: bool,
+    pub archived: bool,
+    /// Set for a fork: the session and message it started from.
+    pub forked_from: Option<ForkOrigin>,
+    /// The log is stored compressed (`<id>.jsonl.zst`).
+    pub compressed: bool,
+    /// Bytes on disk.
+    pub disk_size: u64,
+    /// Bytes of text (what the log is uncompressed).
+    pub text_size: u64,
+    pub skipped_lines: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SearchHit {
     pub id: String,
     pub title: String,
-    /// Matching text with the terms in `[` `]`.
+    /// Text around the best match, in plain text.
     pub snippet: String,
-    /// Higher is better (the negated bm25 rank).
+    /// Where the matched words are in `snippet`: `[start, end)` in characters (Unicode scalar
+    /// values), so no marker in the text can be mistaken for one.
+    pub highlights: Vec<[usize; 2]>,
+    /// Higher is better (the negated bm25 rank of the session's best chunk).
     pub score: f64,
+    /// The message the snippet comes from (0 is the first); opening the hit shows it.
+    pub message_index: u64,
 }
 
 /// Rebuild progress: `done` of `total` files looked at.
@@ -80,17 +105,6 @@ impl std::fmt::Debug for Index {
     }
 }
 
-/// The file's size and modification time (ns since the epoch).
-fn file_meta(path: &Path) -> std::io::Result<(u64, i64)> {
-    let meta = std::fs::metadata(path)?;
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-    Ok((meta.len(), mtime))
-}
-
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -115,11 +129,6 @@ impl Index {
             path: self.db_path.clone(),
             source,
         }
-    }
-
-    pub(super) fn begin(&self) -> Result<Transaction<'_>, HistoryError> {
-        Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
-            .map_err(|e| self.err(e))
     }
 }
 

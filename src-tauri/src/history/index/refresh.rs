@@ -1,378 +1,771 @@
 //! Bringing the index up to date with the logs: only what changed is read, and of a log that
-//! grew only the appended bytes.
+//! only grew, only the appended bytes. A log counts as unchanged when `stat` says so (size,
+//! mtime, ctime and inode); a changed one goes on from where the last look stopped only when
+//! the text read then is still there (same length at least, same first and last 4 KiB),
+//! otherwise it is read again from the start. Compressing a log keeps its text, so it is not
+//! read again.
 
-use std::collections::HashMap;
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
 
-use super::{Index, Progress, RefreshStats, file_meta, to_i64, ts_text};
+use super::chunks::{self, LineAt, OpenChunk};
+use super::text::{SeenTodos, pieces};
+use super::{BLOCK, Index, Progress, RefreshStats, to_i64, ts_text};
 use crate::history::error::HistoryError;
+use crate::history::layout::{
+    FileStamp, FoundLog, current_file, is_compressed, plain_path, sessions_dir, walk_logs,
+};
+use crate::history::record::Record;
 use crate::history::scan::ScanState;
-use crate::history::sessions_dir;
+use crate::history::source::LogSource;
 
 /// How many files a rebuild indexes per transaction (listing sees progress at this pace).
 const BATCH_FILES: usize = 100;
-/// Bytes read from a log at a time while indexing it (a large log is never held whole).
-const READ_CHUNK: usize = 1024 * 1024;
+/// A log that gives this much new text is committed in steps of it, so other writers of the
+/// index (another process's refresh) never wait long and a crash keeps what was done.
+const COMMIT_TEXT: usize = 4 * 1024 * 1024;
+/// Bytes hashed at each end of the text read so far.
+const HASH_SPAN: u64 = 4096;
 
-/// Every `*.jsonl` under `dir`, with size and mtime.
-pub fn walk_logs(dir: &Path) -> Vec<(PathBuf, u64, i64)> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            if kind.is_dir() {
-                stack.push(path);
-            } else if path.extension().and_then(|e| e.to_str()) == Some("jsonl")
-                && let Ok((size, mtime)) = file_meta(&path)
-            {
-                found.push((path, size, mtime));
-            }
+/// What a look at one log found.
+#[derive(Debug)]
+enum Outcome {
+    Unchanged,
+    /// The session's row changed (or appeared).
+    Changed(String),
+    /// The log is gone; the id of the session that left the index, if it had one.
+    Removed(Option<String>),
+    /// Not a readable log: why.
+    Broken(String),
+}
+
+/// The index's reading position in one session, kept between looks.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Saved {
+    scan: ScanState,
+    open: OpenChunk,
+    title_row: Option<i64>,
+    indexed_title: String,
+    todos_seen: SeenTodos,
+}
+
+/// Why reading a log stopped early.
+enum Failure {
+    /// The index failed (or the file could not be read).
+    Index(HistoryError),
+    /// The file is not a session log.
+    NotALog(String),
+    /// Another process went on with this log while a large one was committed in steps.
+    Overtaken,
+}
+
+impl From<HistoryError> for Failure {
+    fn from(error: HistoryError) -> Self {
+        Failure::Index(error)
+    }
+}
+
+/// What a full-text row holds: a piece of the conversation, or the session's title.
+#[derive(Clone, Copy)]
+enum Kind<'a> {
+    Body,
+    Title(&'a str),
+}
+
+/// A row of `files` to write.
+struct FileRow<'a> {
+    stamp: FileStamp,
+    checked_len: u64,
+    hashes: (i64, i64),
+    id: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+/// What `files` says about a log.
+struct Known {
+    path: String,
+    stamp: FileStamp,
+    checked_len: u64,
+    head_hash: i64,
+    tail_hash: i64,
+    id: Option<String>,
+}
+
+/// The write transaction of a refresh: `BEGIN IMMEDIATE` ... `COMMIT`, rolled back if dropped
+/// open (an error part-way).
+struct Tx<'a> {
+    index: &'a Index,
+    open: bool,
+}
+
+impl<'a> Tx<'a> {
+    fn begin(index: &'a Index) -> Result<Tx<'a>, HistoryError> {
+        index
+            .conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| index.err(e))?;
+        Ok(Tx { index, open: true })
+    }
+
+    fn commit(mut self) -> Result<(), HistoryError> {
+        self.open = false;
+        self.index
+            .conn
+            .execute_batch("COMMIT")
+            .map_err(|e| self.index.err(e))
+    }
+
+    /// Commits what is done and goes on in a new transaction.
+    fn restart(&mut self) -> Result<(), HistoryError> {
+        self.open = false;
+        self.index
+            .conn
+            .execute_batch("COMMIT; BEGIN IMMEDIATE")
+            .map_err(|e| self.index.err(e))?;
+        self.open = true;
+        Ok(())
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.index.conn.execute_batch("ROLLBACK");
         }
     }
-    found
+}
+
+/// FNV-1a: a stable hash (the index outlives builds) of a few KiB, to see that text changed.
+fn fnv1a(bytes: &[u8]) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+/// The hashes of the first and the last `HASH_SPAN` bytes of the first `len` bytes of text.
+fn end_hashes(source: &mut LogSource, len: u64) -> Result<(i64, i64), HistoryError> {
+    let span = len.min(HASH_SPAN);
+    let mut buf = vec![0u8; usize::try_from(span).unwrap_or(0)];
+    source.read_exact_at(0, &mut buf)?;
+    let head = fnv1a(&buf);
+    source.read_exact_at(len - span, &mut buf)?;
+    Ok((head, fnv1a(&buf)))
+}
+
+fn key_of(path: &Path) -> String {
+    plain_path(path).to_string_lossy().into_owned()
 }
 
 impl Index {
-    /// Brings one file's row up to date, reading only the bytes appended since the last look
-    /// (the whole file if it shrank or is new). A removed file leaves the index. Returns the
-    /// session id when its row changed (or was removed).
+    /// Brings one log's rows up to date (`path` in either form), reading only the bytes
+    /// appended since the last look (the whole log if it was rewritten or is new). A removed
+    /// log leaves the index. Returns the session id when its row changed (or was removed).
     pub fn refresh_file(&self, path: &Path) -> Result<Option<String>, HistoryError> {
-        let tx = self.begin()?;
-        let changed = self.refresh_in(&tx, path, None)?;
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(changed.ok().flatten())
+        let key = key_of(path);
+        let found = current_file(path).and_then(|path| {
+            let stamp = FileStamp::of(&path).ok()?;
+            Some(FoundLog { path, stamp })
+        });
+        let mut tx = Tx::begin(self)?;
+        let outcome = self.refresh_log(&mut tx, &key, found.as_ref())?;
+        tx.commit()?;
+        Ok(match outcome {
+            Outcome::Changed(id) => Some(id),
+            Outcome::Removed(id) => id,
+            Outcome::Unchanged | Outcome::Broken(_) => None,
+        })
     }
 
-    /// Compares every log's size and mtime with the index and refreshes what changed; drops
-    /// what is gone. Cheap when little changed: unchanged files are not opened.
+    /// Looks at every log (`stat` only) and refreshes what changed; drops what is gone. Cheap
+    /// when little changed: unchanged logs are not opened.
     pub fn refresh_all(&self, progress: &dyn Fn(Progress)) -> Result<RefreshStats, HistoryError> {
         let found = walk_logs(&sessions_dir(&self.data_dir));
-        let known = self.known_files()?;
+        let known = self.known_stamps()?;
         let mut stats = RefreshStats {
             files: found.len(),
             ..RefreshStats::default()
         };
         let total = found.len();
-        let mut todo: Vec<&(PathBuf, u64, i64)> = Vec::new();
-        for entry in &found {
-            let key = entry.0.to_string_lossy();
-            if known.get(key.as_ref()) != Some(&(entry.1, entry.2)) {
-                todo.push(entry);
-            }
-        }
+        let mut todo: Vec<(String, &FoundLog)> = found
+            .iter()
+            .map(|log| (key_of(&log.path), log))
+            .filter(|(key, log)| {
+                known.get(key) != Some(&(log.path.to_string_lossy().into_owned(), log.stamp))
+            })
+            .collect();
         let unchanged = total - todo.len();
         progress(Progress {
             done: unchanged,
             total,
         });
-        // Newest files first (ids and folders are time-ordered), so a rebuild fills the first
+        // Newest logs first (ids and folders are time-ordered), so a rebuild fills the first
         // page of the list early.
         todo.sort_by(|a, b| b.0.cmp(&a.0));
         for (batch_no, batch) in todo.chunks(BATCH_FILES).enumerate() {
-            let tx = self.begin()?;
-            for (path, size, mtime) in batch {
-                match self.refresh_in(&tx, path, Some((*size, *mtime)))? {
-                    Ok(Some(id)) => stats.changed.push(id),
-                    Ok(None) => {}
-                    Err(reason) => stats.broken.push((path.clone(), reason)),
+            let mut tx = Tx::begin(self)?;
+            for (key, log) in batch {
+                match self.refresh_log(&mut tx, key, Some(log))? {
+                    Outcome::Changed(id) => stats.changed.push(id),
+                    Outcome::Broken(reason) => stats.broken.push((log.path.clone(), reason)),
+                    Outcome::Unchanged | Outcome::Removed(_) => {}
                 }
             }
-            tx.commit().map_err(|e| self.err(e))?;
+            tx.commit()?;
             progress(Progress {
                 done: (unchanged + (batch_no + 1) * BATCH_FILES).min(total),
                 total,
             });
         }
-        let present: std::collections::HashSet<String> = found
-            .iter()
-            .map(|(p, _, _)| p.to_string_lossy().into_owned())
-            .collect();
+        let present: HashSet<String> = found.iter().map(|log| key_of(&log.path)).collect();
         let gone: Vec<&String> = known.keys().filter(|k| !present.contains(*k)).collect();
         if !gone.is_empty() {
-            let tx = self.begin()?;
-            for path in gone {
-                self.forget(&tx, path)?;
+            let tx = Tx::begin(self)?;
+            for key in gone {
+                self.forget(key)?;
                 stats.removed += 1;
             }
-            tx.commit().map_err(|e| self.err(e))?;
+            tx.commit()?;
         }
         Ok(stats)
     }
 
-    fn known_files(&self) -> Result<HashMap<String, (u64, i64)>, HistoryError> {
+    /// Every indexed log's file and `stat` stamp, by key.
+    fn known_stamps(&self) -> Result<HashMap<String, (String, FileStamp)>, HistoryError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT path, size, mtime FROM files")
+            .prepare_cached("SELECT log, path, size, mtime, ctime, inode FROM files")
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |row| {
-                let size: i64 = row.get(1)?;
-                Ok((
-                    row.get::<_, String>(0)?,
-                    (u64::try_from(size).unwrap_or(0), row.get(2)?),
-                ))
+                Ok((row.get::<_, String>(0)?, (row.get(1)?, stamp_from(row, 2)?)))
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<HashMap<_, _>, _>>()
             .map_err(|e| self.err(e))
     }
 
-    /// Drops a file (and its session) from the index; returns the session's id.
-    fn forget(&self, tx: &Transaction<'_>, path: &str) -> Result<Option<String>, HistoryError> {
-        let id: Option<Option<String>> = tx
-            .query_row("SELECT id FROM files WHERE path = ?1", [path], |row| {
+    fn known(&self, key: &str) -> Result<Option<Known>, HistoryError> {
+        self.conn
+            .prepare_cached(
+                "SELECT path, size, mtime, ctime, inode, checked_len, head_hash, tail_hash, id,
+                        error IS NOT NULL
+                 FROM files WHERE log = ?1",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row([key], |row| {
+                    let broken: bool = row.get(9)?;
+                    Ok(Known {
+                        path: row.get(0)?,
+                        stamp: stamp_from(row, 1)?,
+                        checked_len: u64::try_from(row.get::<_, i64>(5)?).unwrap_or(0),
+                        head_hash: row.get(6)?,
+                        tail_hash: row.get(7)?,
+                        id: if broken { None } else { row.get(8)? },
+                    })
+                })
+                .optional()
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    fn load_state(&self, id: &str) -> Result<Option<Saved>, HistoryError> {
+        let text: Option<String> = self
+            .conn
+            .prepare_cached("SELECT state FROM scan_state WHERE id = ?1")
+            .and_then(|mut stmt| stmt.query_row([id], |row| row.get(0)).optional())
+            .map_err(|e| self.err(e))?;
+        Ok(text.and_then(|text| serde_json::from_str(&text).ok()))
+    }
+
+    /// Drops a log (and its session) from the index; returns the session's id.
+    pub(super) fn forget(&self, key: &str) -> Result<Option<String>, HistoryError> {
+        let id: Option<Option<String>> = self
+            .conn
+            .query_row("SELECT id FROM files WHERE log = ?1", [key], |row| {
                 row.get(0)
             })
             .optional()
             .map_err(|e| self.err(e))?;
         let id = id.flatten();
         if let Some(id) = &id {
-            self.drop_text(tx, id)?;
-            tx.execute(
-                "DELETE FROM sessions WHERE id = ?1 AND path = ?2",
-                [id, path],
-            )
-            .map_err(|e| self.err(e))?;
+            let owner: Option<String> = self
+                .conn
+                .query_row("SELECT log FROM sessions WHERE id = ?1", [id], |row| {
+                    row.get(0)
+                })
+                .optional()
+                .map_err(|e| self.err(e))?;
+            // Another file may hold the same session now (it was moved): leave its rows.
+            if owner.as_deref().is_none_or(|owner| owner == key) {
+                self.drop_session(id)?;
+                self.conn
+                    .execute("DELETE FROM sessions WHERE id = ?1", [id])
+                    .map_err(|e| self.err(e))?;
+            }
         }
-        tx.execute("DELETE FROM files WHERE path = ?1", [path])
+        self.conn
+            .execute("DELETE FROM files WHERE log = ?1", [key])
             .map_err(|e| self.err(e))?;
         Ok(id)
     }
 
-    /// Drops every indexed log under `dir` that no longer exists (a folder was removed or
-    /// renamed away). Returns the ids of the sessions that left the index.
+    /// Drops every indexed log under `dir` that no longer exists in either form (a folder
+    /// was removed or renamed away). Returns the ids of the sessions that left the index.
     pub fn forget_missing_under(&self, dir: &Path) -> Result<Vec<String>, HistoryError> {
         let mut prefix = dir.to_string_lossy().into_owned();
         if !prefix.ends_with(std::path::MAIN_SEPARATOR) {
             prefix.push(std::path::MAIN_SEPARATOR);
         }
-        let paths: Vec<String> = {
+        let keys: Vec<String> = {
             let mut stmt = self
                 .conn
-                .prepare_cached("SELECT path FROM files WHERE substr(path, 1, length(?1)) = ?1")
+                .prepare_cached("SELECT log FROM files WHERE substr(log, 1, length(?1)) = ?1")
                 .map_err(|e| self.err(e))?;
             let rows = stmt
                 .query_map([&prefix], |row| row.get(0))
                 .map_err(|e| self.err(e))?;
             rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
         };
-        let gone: Vec<&String> = paths.iter().filter(|p| !Path::new(p).exists()).collect();
+        let gone: Vec<&String> = keys
+            .iter()
+            .filter(|key| current_file(Path::new(key)).is_none())
+            .collect();
         let mut ids = Vec::new();
         if gone.is_empty() {
             return Ok(ids);
         }
-        let tx = self.begin()?;
-        for path in gone {
-            if let Some(id) = self.forget(&tx, path)? {
+        let tx = Tx::begin(self)?;
+        for key in gone {
+            if let Some(id) = self.forget(key)? {
                 ids.push(id);
             }
         }
-        tx.commit().map_err(|e| self.err(e))?;
+        tx.commit()?;
         Ok(ids)
     }
 
-    fn drop_text(&self, tx: &Transaction<'_>, id: &str) -> Result<(), HistoryError> {
-        tx.execute(
+    /// Drops a session's full-text rows, offsets and saved state (not its row).
+    fn drop_session(&self, id: &str) -> Result<(), HistoryError> {
+        for sql in [
             "DELETE FROM fts WHERE rowid IN (SELECT n FROM chunks WHERE session = ?1)",
-            [id],
-        )
-        .map_err(|e| self.err(e))?;
-        tx.execute("DELETE FROM chunks WHERE session = ?1", [id])
+            "DELETE FROM chunks WHERE session = ?1",
+            "DELETE FROM blocks WHERE session = ?1",
+            "DELETE FROM scan_state WHERE id = ?1",
+        ] {
+            self.conn.execute(sql, [id]).map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Writes one chunk as a full-text row (replacing its earlier version); returns its row.
+    fn write_chunk(
+        &self,
+        id: &str,
+        chunk: &OpenChunk,
+        kind: Kind<'_>,
+    ) -> Result<i64, HistoryError> {
+        if let Some(row) = chunk.row {
+            self.conn
+                .execute("DELETE FROM fts WHERE rowid = ?1", [row])
+                .map_err(|e| self.err(e))?;
+        }
+        let (title, body, kind) = match kind {
+            Kind::Title(title) => (title, "", 1),
+            Kind::Body => ("", chunk.text.as_str(), 0),
+        };
+        self.conn
+            .prepare_cached("INSERT INTO fts(rowid, title, body) VALUES (?1, ?2, ?3)")
+            .and_then(|mut stmt| stmt.execute(params![chunk.row, title, body]))
+            .map_err(|e| self.err(e))?;
+        let row = self.conn.last_insert_rowid();
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO chunks(n, session, kind, first_msg, last_msg, msg_at_start,
+                     start, stop) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    row,
+                    id,
+                    kind,
+                    to_i64(chunk.first_msg),
+                    to_i64(chunk.last_msg),
+                    to_i64(chunk.msg_at_start),
+                    to_i64(chunk.start),
+                    to_i64(chunk.stop),
+                ])
+            })
+            .map_err(|e| self.err(e))?;
+        Ok(row)
+    }
+
+    /// The work of a refresh for one log, inside `tx` (which it may commit in steps).
+    fn refresh_log(
+        &self,
+        tx: &mut Tx<'_>,
+        key: &str,
+        found: Option<&FoundLog>,
+    ) -> Result<Outcome, HistoryError> {
+        let Some(found) = found else {
+            return Ok(Outcome::Removed(self.forget(key)?));
+        };
+        let known = self.known(key)?;
+        let path_text = found.path.to_string_lossy().into_owned();
+        if let Some(k) = &known
+            && k.path == path_text
+            && k.stamp == found.stamp
+        {
+            return Ok(Outcome::Unchanged);
+        }
+        let mut source = match LogSource::open(&found.path) {
+            Ok(source) => source,
+            Err(error) => return self.mark_broken(key, found, format!("cannot read it: {error}")),
+        };
+        let mut saved: Option<Saved> = None;
+        if let Some(k) = &known
+            && let Some(id) = &k.id
+        {
+            let state = self.load_state(id)?;
+            let same_text = match &state {
+                Some(state)
+                    if state.scan.offset == k.checked_len && k.checked_len <= source.len() =>
+                {
+                    end_hashes(&mut source, k.checked_len)? == (k.head_hash, k.tail_hash)
+                }
+                Some(_) | None => false,
+            };
+            if same_text {
+                saved = state;
+            } else {
+                self.drop_session(id)?;
+            }
+        }
+        self.conn
+            .execute_batch("SAVEPOINT log")
+            .map_err(|e| self.err(e))?;
+        let scanned = self.scan_into(tx, key, found, &mut source, saved);
+        match scanned {
+            Ok(Ok(id)) => {
+                self.conn
+                    .execute_batch("RELEASE log")
+                    .map_err(|e| self.err(e))?;
+                Ok(Outcome::Changed(id))
+            }
+            Ok(Err(reason)) => {
+                self.conn
+                    .execute_batch("ROLLBACK TO log; RELEASE log")
+                    .map_err(|e| self.err(e))?;
+                self.mark_broken(key, found, reason)
+            }
+            Err(error @ HistoryError::Index { .. }) => Err(error),
+            Err(error) => {
+                self.conn
+                    .execute_batch("ROLLBACK TO log; RELEASE log")
+                    .map_err(|e| self.err(e))?;
+                self.mark_broken(key, found, format!("cannot read it: {error}"))
+            }
+        }
+    }
+
+    /// Reads the log from where `saved` stopped (the start without it) and writes what it
+    /// gives. Outer error: the index or the file failed. Inner error: not a session log.
+    fn scan_into(
+        &self,
+        tx: &mut Tx<'_>,
+        key: &str,
+        found: &FoundLog,
+        source: &mut LogSource,
+        saved: Option<Saved>,
+    ) -> Result<Result<String, String>, HistoryError> {
+        let fresh = saved.is_none();
+        let mut state = saved.unwrap_or_default();
+        let mut id: Option<String> = state.scan.resolved_header(&found.path).map(|h| h.id);
+        let mut failure: Option<Failure> = None;
+        let mut text_since_commit = 0usize;
+        let mut sealed: Vec<OpenChunk> = Vec::new();
+        let from = state.scan.offset;
+        let text_len = source.len();
+        source.lines_from(from, false, |start, line| {
+            let stop = start + line.len() as u64 + 1;
+            let before = state.scan.message_count;
+            let record = state.scan.feed(line, start);
+            state.scan.offset = stop;
+            let Some(record) = record else {
+                return true;
+            };
+            let step = (|| -> Result<(), Failure> {
+                let session = match &id {
+                    Some(session) => session.clone(),
+                    None => {
+                        let header = state.scan.resolved_header(&found.path).ok_or_else(|| {
+                            Failure::NotALog("it has no session header on its first line".into())
+                        })?;
+                        if fresh {
+                            self.drop_session(&header.id)?;
+                        }
+                        id = Some(header.id.clone());
+                        header.id
+                    }
+                };
+                if matches!(record, Record::Message { .. }) && before.is_multiple_of(BLOCK) {
+                    self.conn
+                        .prepare_cached(
+                            "INSERT OR REPLACE INTO blocks(session, block, offset)
+                             VALUES (?1, ?2, ?3)",
+                        )
+                        .and_then(|mut stmt| {
+                            stmt.execute(params![session, to_i64(before / BLOCK), to_i64(start)])
+                        })
+                        .map_err(|e| self.err(e))?;
+                }
+                let at = LineAt {
+                    start,
+                    stop,
+                    messages_before: before,
+                };
+                for piece in pieces(&record, before, Some(&mut state.todos_seen)) {
+                    chunks::add(&mut state.open, at, &piece, &mut |chunk| sealed.push(chunk));
+                }
+                for chunk in sealed.drain(..) {
+                    text_since_commit += chunk.text.len();
+                    self.write_chunk(&session, &chunk, Kind::Body)?;
+                }
+                if text_since_commit >= COMMIT_TEXT {
+                    text_since_commit = 0;
+                    self.checkpoint(tx, &session, key, found, text_len, &mut state)?;
+                }
+                Ok(())
+            })();
+            match step {
+                Ok(()) => true,
+                Err(stop) => {
+                    failure = Some(stop);
+                    false
+                }
+            }
+        })?;
+        match failure {
+            None => {}
+            Some(Failure::NotALog(reason)) => return Ok(Err(reason)),
+            Some(Failure::Index(error)) => return Err(error),
+            // Someone else is on it: what is committed stays theirs to finish.
+            Some(Failure::Overtaken) => return Ok(Ok(id.unwrap_or_default())),
+        }
+        if state.scan.first.is_none() {
+            return Ok(Err("it holds no readable record".into()));
+        }
+        let Some(session) = id else {
+            return Ok(Err("it has no session header on its first line".into()));
+        };
+        let len = text_len.max(state.scan.offset);
+        self.save(&session, key, found, len, &mut state, None)?;
+        let hashes = end_hashes(source, state.scan.offset)?;
+        self.set_hashes(key, hashes)?;
+        Ok(Ok(session))
+    }
+
+    /// Commits a large log's progress part-way (so other writers of the index never wait
+    /// long, and a crash keeps it), then goes on unless another process took over the log.
+    fn checkpoint(
+        &self,
+        tx: &mut Tx<'_>,
+        session: &str,
+        key: &str,
+        found: &FoundLog,
+        text_len: u64,
+        state: &mut Saved,
+    ) -> Result<(), Failure> {
+        // The reading source is busy: hash the text read so far through a second one.
+        let hashes = end_hashes(&mut LogSource::open(&found.path)?, state.scan.offset)?;
+        self.save(session, key, found, text_len, state, Some(hashes))?;
+        self.conn
+            .execute_batch("RELEASE log")
+            .map_err(|e| self.err(e))?;
+        tx.restart()?;
+        self.conn
+            .execute_batch("SAVEPOINT log")
+            .map_err(|e| self.err(e))?;
+        let theirs = self.load_state(session)?;
+        if theirs.is_none_or(|theirs| theirs.scan.offset != state.scan.offset) {
+            return Err(Failure::Overtaken);
+        }
+        Ok(())
+    }
+
+    fn set_hashes(&self, key: &str, (head, tail): (i64, i64)) -> Result<(), HistoryError> {
+        self.conn
+            .execute(
+                "UPDATE files SET head_hash = ?2, tail_hash = ?3 WHERE log = ?1",
+                params![key, head, tail],
+            )
             .map_err(|e| self.err(e))?;
         Ok(())
     }
 
-    /// The work of `refresh_file` inside a transaction. Outer error: the index failed.
-    /// Inner error: the file is not a readable log (recorded, not fatal).
-    fn refresh_in(
+    /// Writes the session's row, its open chunk and title row, its saved state and its file
+    /// row. `partway`: more of the log is still to read; the hashes of what was read so far
+    /// (the file row's stamp is left blank so the next look goes on).
+    fn save(
         &self,
-        tx: &Transaction<'_>,
-        path: &Path,
-        meta: Option<(u64, i64)>,
-    ) -> Result<Result<Option<String>, String>, HistoryError> {
-        let key = path.to_string_lossy().into_owned();
-        let (size, mtime) = match meta {
-            Some(meta) => meta,
-            None => match file_meta(path) {
-                Ok(meta) => meta,
-                Err(_) => return Ok(Ok(self.forget(tx, &key)?)),
-            },
-        };
-        let known: Option<(i64, i64, Option<String>)> = tx
-            .query_row(
-                "SELECT size, mtime, id FROM files WHERE path = ?1",
-                [&key],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        if let Some((known_size, known_mtime, _)) = &known
-            && *known_size == to_i64(size)
-            && *known_mtime == mtime
-        {
-            return Ok(Ok(None));
+        id: &str,
+        key: &str,
+        found: &FoundLog,
+        text_len: u64,
+        state: &mut Saved,
+        partway: Option<(i64, i64)>,
+    ) -> Result<(), HistoryError> {
+        if state.open.dirty && !state.open.is_empty() {
+            state.open.row = Some(self.write_chunk(id, &state.open, Kind::Body)?);
+            state.open.dirty = false;
         }
-        // Continue from the saved state when the file only grew.
-        let mut state: Option<ScanState> = None;
-        if let Some((known_size, _, Some(id))) = &known
-            && to_i64(size) >= *known_size
-        {
-            let saved: Option<String> = tx
-                .query_row(
-                    "SELECT state FROM sessions WHERE id = ?1 AND path = ?2",
-                    [id, &key],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(|e| self.err(e))?;
-            state = saved.and_then(|s| serde_json::from_str(&s).ok());
-        }
-        let fresh = state.is_none();
-        let mut state = state.unwrap_or_default();
-        state.collect_body = true;
-        let title_before = state.title.clone();
-        let mut first_is_header = !fresh;
-        let mut seen_first = !fresh;
-        let mut first_ts = None;
-        let fed = feed_from(path, &mut state, |record| {
-            if !seen_first {
-                seen_first = true;
-                first_is_header = matches!(record, crate::history::Record::Session(_));
-                first_ts = Some(record.ts());
+        let title = state.scan.shown_title().to_string();
+        if title != state.indexed_title {
+            if let Some(row) = state.title_row.take() {
+                self.conn
+                    .execute("DELETE FROM fts WHERE rowid = ?1", [row])
+                    .and_then(|_| self.conn.execute("DELETE FROM chunks WHERE n = ?1", [row]))
+                    .map_err(|e| self.err(e))?;
             }
-        });
-        if let Err(error) = fed {
-            let reason = format!("cannot read it: {error}");
-            self.mark_broken(tx, &key, size, mtime, &reason)?;
-            return Ok(Err(reason));
-        }
-        let recovered = match (&state.header, first_is_header, seen_first) {
-            // Line 1 is damaged but records follow: list it under the id in its name.
-            (Some(_), false, true) | (None, _, true) => {
-                crate::history::reader::recovered_header(path, first_ts)
+            if !title.is_empty() {
+                let row = self.write_chunk(id, &OpenChunk::default(), Kind::Title(&title))?;
+                state.title_row = Some(row);
             }
-            (Some(_), true, _) | (_, _, false) => None,
+            state.indexed_title = title.clone();
+        }
+        let header = state
+            .scan
+            .resolved_header(&found.path)
+            .or_else(|| file_header(found))
+            .ok_or_else(|| HistoryError::NotASession {
+                path: found.path.clone(),
+                reason: "it has no session header on its first line".into(),
+            })?;
+        let scan = &state.scan;
+        let (parent, parent_message) = match &header.forked_from {
+            Some(origin) => (Some(origin.id.clone()), Some(to_i64(origin.message_index))),
+            None => (None, None),
         };
-        if let Some(header) = recovered {
-            state.header = Some(header);
-            first_is_header = true;
-        }
-        let header = match (&state.header, first_is_header) {
-            (Some(header), true) => header.clone(),
-            (Some(_), false) | (None, _) => {
-                let reason = "it has no session header on its first line".to_string();
-                self.mark_broken(tx, &key, size, mtime, &reason)?;
-                return Ok(Err(reason));
-            }
+        let usage = scan.usage.as_ref();
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO sessions(id, log, path, title, created, updated, provider,
+                     model, message_count, status, pinned, archived, parent, parent_message,
+                     todo_offset, skipped_lines, input_tokens, output_tokens, compressed,
+                     disk_size, text_size)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                     ?17, ?18, ?19, ?20, ?21)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    id,
+                    key,
+                    found.path.to_string_lossy(),
+                    title,
+                    ts_text(header.created),
+                    ts_text(scan.updated.unwrap_or(header.created)),
+                    header.provider,
+                    header.model,
+                    to_i64(scan.message_count),
+                    scan.status().as_str(),
+                    scan.pinned,
+                    scan.archived,
+                    parent,
+                    parent_message,
+                    scan.todo_offset.map(to_i64),
+                    to_i64(scan.skipped_lines),
+                    usage.map(|u| to_i64(u.input_tokens)),
+                    usage.map(|u| to_i64(u.output_tokens)),
+                    is_compressed(&found.path),
+                    to_i64(found.stamp.size),
+                    to_i64(text_len),
+                ])
+            })
+            .map_err(|e| self.err(e))?;
+        let saved = serde_json::to_string(&*state).unwrap_or_default();
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO scan_state(id, state) VALUES (?1, ?2)")
+            .and_then(|mut stmt| stmt.execute(params![id, saved]))
+            .map_err(|e| self.err(e))?;
+        // Part-way, the stamp is left blank: the next look sees a change and goes on.
+        let (stamp, (head, tail)) = match partway {
+            Some(hashes) => (FileStamp::default(), hashes),
+            None => (found.stamp, (0, 0)),
         };
-        if fresh {
-            self.drop_text(tx, &header.id)?;
-        }
-        let title_changed = state.title != title_before;
-        if !state.body.is_empty() || title_changed {
-            let title = if title_changed {
-                state.title.as_str()
-            } else {
-                ""
-            };
-            tx.execute(
-                "INSERT INTO fts(title, body) VALUES (?1, ?2)",
-                params![title, state.body],
-            )
-            .map_err(|e| self.err(e))?;
-            let n = tx.last_insert_rowid();
-            tx.execute(
-                "INSERT INTO chunks(n, session) VALUES (?1, ?2)",
-                params![n, header.id],
-            )
-            .map_err(|e| self.err(e))?;
-        }
-        let saved = serde_json::to_string(&state).unwrap_or_default();
-        tx.execute(
-            "INSERT OR REPLACE INTO sessions(id, path, title, created, updated, provider, model,
-                 message_count, status, size, mtime, todo_offset, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            params![
-                header.id,
-                key,
-                state.title,
-                ts_text(header.created),
-                ts_text(state.updated.unwrap_or(header.created)),
-                header.provider,
-                header.model,
-                to_i64(state.message_count),
-                state.status().as_str(),
-                to_i64(size),
-                mtime,
-                state.todo_offset.map(to_i64),
-                saved,
-            ],
-        )
-        .map_err(|e| self.err(e))?;
-        tx.execute(
-            "INSERT OR REPLACE INTO files(path, size, mtime, id, error) VALUES (?1, ?2, ?3, ?4, NULL)",
-            params![key, to_i64(size), mtime, header.id],
-        )
-        .map_err(|e| self.err(e))?;
-        Ok(Ok(Some(header.id)))
+        let row = FileRow {
+            stamp,
+            checked_len: state.scan.offset,
+            hashes: (head, tail),
+            id: Some(id),
+            error: None,
+        };
+        self.write_file_row(key, found, &row)
     }
 
     fn mark_broken(
         &self,
-        tx: &Transaction<'_>,
         key: &str,
-        size: u64,
-        mtime: i64,
-        reason: &str,
+        found: &FoundLog,
+        reason: String,
+    ) -> Result<Outcome, HistoryError> {
+        self.forget(key)?;
+        let row = FileRow {
+            stamp: found.stamp,
+            checked_len: 0,
+            hashes: (0, 0),
+            id: None,
+            error: Some(&reason),
+        };
+        self.write_file_row(key, found, &row)?;
+        Ok(Outcome::Broken(reason))
+    }
+
+    fn write_file_row(
+        &self,
+        key: &str,
+        found: &FoundLog,
+        row: &FileRow<'_>,
     ) -> Result<(), HistoryError> {
-        self.forget(tx, key)?;
-        tx.execute(
-            "INSERT OR REPLACE INTO files(path, size, mtime, id, error) VALUES (?1, ?2, ?3, NULL, ?4)",
-            params![key, to_i64(size), mtime, reason],
-        )
-        .map_err(|e| self.err(e))?;
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO files(log, path, size, mtime, ctime, inode, checked_len,
+                     head_hash, tail_hash, id, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    key,
+                    found.path.to_string_lossy(),
+                    to_i64(row.stamp.size),
+                    row.stamp.mtime,
+                    row.stamp.ctime,
+                    to_i64(row.stamp.inode),
+                    to_i64(row.checked_len),
+                    row.hashes.0,
+                    row.hashes.1,
+                    row.id,
+                    row.error,
+                ])
+            })
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 }
 
-/// Feeds `state` the complete lines of `path` from `state.offset` to the current end, a
-/// chunk at a time: memory stays at about one chunk plus the longest line, however big the
-/// log is. A last line without its newline is left for the next look.
-fn feed_from(
-    path: &Path,
-    state: &mut ScanState,
-    mut keep: impl FnMut(crate::history::Record),
-) -> std::io::Result<()> {
-    let mut file = File::open(path)?;
-    file.seek(SeekFrom::Start(state.offset))?;
-    let mut buf: Vec<u8> = Vec::new();
-    let mut chunk = vec![0u8; READ_CHUNK];
-    loop {
-        let n = match file.read(&mut chunk) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        // Only look for lines once the new bytes complete one.
-        if !chunk[..n].contains(&b'\n') {
-            continue;
-        }
-        let base = state.offset;
-        state.feed_bytes(&buf, base, false, &mut keep);
-        let consumed = usize::try_from(state.offset - base).unwrap_or(buf.len());
-        buf.drain(..consumed.min(buf.len()));
-    }
+fn file_header(found: &FoundLog) -> Option<crate::history::Header> {
+    crate::history::reader::recovered_header(&found.path, None)
+}
+
+fn stamp_from(row: &rusqlite::Row<'_>, first: usize) -> Result<FileStamp, rusqlite::Error> {
+    Ok(FileStamp {
+        size: u64::try_from(row.get::<_, i64>(first)?).unwrap_or(0),
+        mtime: row.get(first + 1)?,
+        ctime: row.get(first + 2)?,
+        inode: u64::try_from(row.get::<_, i64>(first + 3)?).unwrap_or(0),
+    })
 }

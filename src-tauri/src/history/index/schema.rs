@@ -9,21 +9,48 @@ use super::Index;
 use crate::history::error::HistoryError;
 
 /// Bump when the tables change: an index of another version is deleted and rebuilt.
-pub const SCHEMA_VERSION: i64 = 1;
+/// 2: chunked full-text rows over everything a log holds, message offsets, file fingerprints,
+/// session metadata (title, pin, archive, fork).
+pub const SCHEMA_VERSION: i64 = 2;
 
+/// `files`: one row per log (keyed by the plain path `<id>.jsonl`, whichever form is on disk),
+/// with what `stat` said (`path` is the file that was read) and the hashes of the first and
+/// last 4 KiB of text read so far (`checked_len` bytes): a log that did not just grow is read
+/// again from the start.
+/// `sessions`: one row per session. `scan_state`: where the reader stopped, to go on from there.
+/// `chunks`: one row per full-text row, with the message range and byte range it came from
+/// (`kind` 1 is the session's title row). `fts` holds no text of its own (the logs do).
+/// `blocks`: the byte offset of every 64th message.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS files(
-    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime INTEGER NOT NULL, id TEXT, error TEXT);
+    log TEXT PRIMARY KEY, path TEXT NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT NULL,
+    ctime INTEGER NOT NULL, inode INTEGER NOT NULL, checked_len INTEGER NOT NULL,
+    head_hash INTEGER NOT NULL, tail_hash INTEGER NOT NULL, id TEXT, error TEXT);
 CREATE TABLE IF NOT EXISTS sessions(
-    id TEXT PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL, created TEXT NOT NULL,
-    updated TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
-    message_count INTEGER NOT NULL, status TEXT NOT NULL, size INTEGER NOT NULL,
-    mtime INTEGER NOT NULL, todo_offset INTEGER, state TEXT NOT NULL);
+    id TEXT PRIMARY KEY, log TEXT NOT NULL, path TEXT NOT NULL, title TEXT NOT NULL,
+    created TEXT NOT NULL, updated TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
+    message_count INTEGER NOT NULL, status TEXT NOT NULL, pinned INTEGER NOT NULL,
+    archived INTEGER NOT NULL, parent TEXT, parent_message INTEGER, todo_offset INTEGER,
+    skipped_lines INTEGER NOT NULL, input_tokens INTEGER, output_tokens INTEGER,
+    compressed INTEGER NOT NULL, disk_size INTEGER NOT NULL, text_size INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS sessions_by_updated ON sessions(updated DESC, id DESC);
-CREATE TABLE IF NOT EXISTS chunks(n INTEGER PRIMARY KEY, session TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS sessions_for_browsing
+    ON sessions(archived, pinned DESC, updated DESC, id DESC);
+CREATE INDEX IF NOT EXISTS sessions_by_parent ON sessions(parent);
+CREATE TABLE IF NOT EXISTS scan_state(id TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks(
+    n INTEGER PRIMARY KEY, session TEXT NOT NULL, kind INTEGER NOT NULL,
+    first_msg INTEGER NOT NULL, last_msg INTEGER NOT NULL, msg_at_start INTEGER NOT NULL,
+    start INTEGER NOT NULL, stop INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_by_session ON chunks(session);
-CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(title, body, tokenize = 'unicode61 remove_diacritics 2');
+CREATE TABLE IF NOT EXISTS blocks(
+    session TEXT NOT NULL, block INTEGER NOT NULL, offset INTEGER NOT NULL,
+    PRIMARY KEY(session, block)) WITHOUT ROWID;
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
+    title, body, content = '', contentless_delete = 1,
+    tokenize = 'unicode61 remove_diacritics 2');
 ";
+
 impl Index {
     /// Opens (or creates) the index. Cheap: it does not read any log. An index that is
     /// corrupt or of another schema version is deleted and created empty; call `refresh_all`
@@ -82,6 +109,8 @@ impl Index {
             conn.pragma_update(None, "journal_mode", "WAL")?;
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Indexing a large log writes a lot to the WAL; give the space back after checkpoints.
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
         let mut damaged = false;
         if version == SCHEMA_VERSION {
@@ -109,7 +138,8 @@ impl Index {
     fn sanity(conn: &Connection) -> Result<(), rusqlite::Error> {
         conn.query_row(
             "SELECT (SELECT count(*) FROM files LIMIT 1) + (SELECT count(*) FROM chunks LIMIT 1)
-             + (SELECT count(*) FROM sessions LIMIT 1)",
+             + (SELECT count(*) FROM sessions LIMIT 1) + (SELECT count(*) FROM blocks LIMIT 1)
+             + (SELECT count(*) FROM scan_state LIMIT 1)",
             [],
             |_| Ok(()),
         )?;
