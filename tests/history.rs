@@ -711,6 +711,7 @@ fn torn_line_and_garbage_file_do_not_break_list_or_show() {
     );
     assert_eq!(
         run(SessionsCommand::Show {
+            tail: None,
             id: b.clone(),
             data_dir: data_dir.clone(),
             json: true,
@@ -720,6 +721,7 @@ fn torn_line_and_garbage_file_do_not_break_list_or_show() {
     );
     assert_eq!(
         run(SessionsCommand::Show {
+            tail: None,
             id: b[..b.len() - 4].to_string(),
             data_dir: data_dir.clone(),
             json: false,
@@ -747,6 +749,7 @@ fn torn_line_and_garbage_file_do_not_break_list_or_show() {
     );
     assert_eq!(
         run(SessionsCommand::Show {
+            tail: None,
             id: "no-such-session".into(),
             data_dir,
             json: false,
@@ -756,12 +759,27 @@ fn torn_line_and_garbage_file_do_not_break_list_or_show() {
     );
 }
 
+/// `sessions show` (or export) of `id` in `format`, as the CLI writes it.
+fn export_text(
+    data_dir: &Path,
+    id: &str,
+    format: history::export::Format,
+    tail: Option<u64>,
+) -> String {
+    let index = Index::open(data_dir).unwrap();
+    index.refresh_all(&|_| {}).unwrap();
+    let session = history::view::fresh_summary(&index, id).unwrap();
+    let mut out = Vec::new();
+    history::export::write_session(&index, &session, format, tail, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
 #[test]
 fn show_json_has_the_contract_fields() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, path) = write_session(&history::sessions_dir(dir.path()), "hello there", "w", 1);
-    let log = history::read_session(&path).unwrap();
-    let value = talaria::cli::sessions::session_json(&log);
+    let (id, path) = write_session(&history::sessions_dir(dir.path()), "hello there", "w", 3);
+    let text = export_text(dir.path(), &id, history::export::Format::Json, None);
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
     for key in [
         "id",
         "title",
@@ -774,8 +792,20 @@ fn show_json_has_the_contract_fields() {
     }
     assert_eq!(value["messages"][0]["role"], "user");
     assert_eq!(value["messages"][0]["content"], "hello there");
-    let md = talaria::cli::sessions::markdown(&log);
+    // Streamed message by message, laid out as a pretty-printed object.
+    assert!(text.starts_with("{\n  \"archived\": false,\n") && text.ends_with("\n}\n"));
+    assert!(text.contains("  \"messages\": [\n    {\n      \"role\": \"user\",\n"));
+    let log = history::read_session(&path).unwrap();
+    let messages: Vec<Message> = serde_json::from_value(value["messages"].clone()).unwrap();
+    assert_eq!(messages, log.messages);
+    let md = export_text(dir.path(), &id, history::export::Format::Markdown, None);
     assert!(md.starts_with("# hello there"));
+    // The tail: the newest messages only, and where they start.
+    let tail = export_text(dir.path(), &id, history::export::Format::Json, Some(2));
+    let value: serde_json::Value = serde_json::from_str(&tail).unwrap();
+    assert_eq!(value["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(value["first_index"], log.messages.len() - 2);
+    assert_eq!(value["total_messages"], log.messages.len());
 }
 
 #[test]
@@ -1338,6 +1368,7 @@ fn sessions_cli_on_a_fresh_machine_lists_nothing_and_creates_nothing() {
     }
     assert_eq!(
         run(SessionsCommand::Show {
+            tail: None,
             id: "0197".into(),
             data_dir: Some(data_dir.clone()),
             json: true,

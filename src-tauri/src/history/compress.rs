@@ -20,9 +20,10 @@ use std::path::{Path, PathBuf};
 use zstd_safe::seekable::FrameLog;
 use zstd_safe::{CParameter, OutBuffer};
 
+use crate::history::durable::{sync_parent, temp_path};
 use crate::history::error::HistoryError;
 use crate::history::layout::{compressed_path, plain_path};
-use crate::history::lock::{is_locked, open_locked, still_there, sync_parent};
+use crate::history::lock::{is_locked, open_locked, still_there};
 use crate::history::source::{LogSource, READ_CHUNK};
 
 /// Plain bytes per seekable frame: reading anywhere decompresses at most this much extra.
@@ -79,7 +80,7 @@ pub fn compress_log(
         }
         Err(error) => return Err(HistoryError::io("open the session log", &plain, error)),
     };
-    let temp = temp_path(&target, "tmp");
+    let temp = temp_path(&target);
     let written = write_compressed(&plain, &temp, at);
     let plain_size = match written {
         Ok(ControlFlow::Continue(size)) => size,
@@ -118,18 +119,6 @@ pub fn compress_log(
         plain: plain_size,
         compressed,
     })
-}
-
-/// `<name>.<tag>-<pid>-<random>`: a temporary file of its own, so two processes never write
-/// the same one.
-fn temp_path(path: &Path, tag: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_os_string();
-    name.push(format!(
-        ".{tag}-{}-{:08x}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
-    PathBuf::from(name)
 }
 
 /// Writes `plain` compressed to `temp` and syncs it, then reads it back and compares. Returns
@@ -269,7 +258,7 @@ pub fn ensure_plain(path: &Path) -> Result<PathBuf, HistoryError> {
     }
     let compressed = compressed_path(&plain);
     let mut source = LogSource::open(&compressed)?;
-    let temp = temp_path(&plain, "tmp");
+    let temp = temp_path(&plain);
     let written = copy_out(&mut source, &temp);
     if let Err(error) = written {
         let _ = std::fs::remove_file(&temp);

@@ -96,26 +96,6 @@ pub fn same_file(_file: &File, _on_disk: &std::fs::Metadata) -> io::Result<bool>
     Ok(true)
 }
 
-/// Makes a folder's entries durable (`fsync` on the folder). Where folders cannot be opened
-/// for that (not Unix), the file system's own ordering has to do.
-#[cfg(unix)]
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-pub fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
-}
-
-/// `sync_dir` of the folder that holds `path`.
-pub fn sync_parent(path: &Path) -> io::Result<()> {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
-        Some(_) | None => Ok(()),
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

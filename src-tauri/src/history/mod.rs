@@ -4,16 +4,23 @@
 //! is documented in docs/session-format.md.
 
 pub mod compress;
+pub mod durable;
 pub mod error;
+pub mod export;
+pub mod fork;
 pub mod index;
 pub mod layout;
 pub mod lock;
+pub mod metadata;
 pub mod reader;
 pub mod record;
 pub mod recorder;
 pub mod scan;
 pub mod sink;
 pub mod source;
+pub mod storage;
+pub mod trash;
+pub mod view;
 pub mod watcher;
 
 pub use error::HistoryError;

@@ -167,24 +167,42 @@ pub fn read_messages(
     first_index: u64,
     range: Range<u64>,
 ) -> Result<Vec<Message>, HistoryError> {
-    let mut source = open_log(path)?;
     let mut messages = Vec::new();
-    let mut index = first_index;
+    for_each_message(path, offset, first_index, range, |_, message| {
+        messages.push(message);
+        true
+    })?;
+    Ok(messages)
+}
+
+/// Calls `each` with the number and the content of every message in `range`, read one line at
+/// a time from byte `offset` (where message number `first_index` starts); `each` returns false
+/// to stop.
+pub fn for_each_message(
+    path: &Path,
+    offset: u64,
+    first_index: u64,
+    range: Range<u64>,
+    mut each: impl FnMut(u64, Message) -> bool,
+) -> Result<(), HistoryError> {
     if range.is_empty() {
-        return Ok(messages);
+        return Ok(());
     }
+    let mut source = open_log(path)?;
+    let mut index = first_index;
     source.lines_from(offset, true, |_, line| {
         if let Line::Record(record) = parse_line(line)
             && let Record::Message { message, .. } = *record
         {
-            if range.contains(&index) {
-                messages.push(message);
-            }
+            let at = index;
             index += 1;
+            if range.contains(&at) && !each(at, message) {
+                return false;
+            }
         }
         index < range.end
     })?;
-    Ok(messages)
+    Ok(())
 }
 
 /// A stand-in header for a log whose line 1 is damaged (torn, garbage) or missing, when its

@@ -5,7 +5,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::history::lock::{lock_exclusive, open_locked, same_file, sync_dir};
+use crate::history::durable::{create_dirs_synced, sync_parent};
+use crate::history::lock::{lock_exclusive, open_locked, same_file};
 
 /// A write that failed after `written` bytes of the buffer had reached the file.
 #[derive(Debug)]
@@ -37,10 +38,9 @@ impl FileSink {
     /// file's name in its folder, and any date folder made for it), so a power cut right after
     /// this returns cannot lose the file itself.
     pub fn create(path: &Path, header_line: &[u8]) -> io::Result<FileSink> {
-        let created_dirs = match path.parent() {
-            Some(parent) => create_dirs(parent)?,
-            None => Vec::new(),
-        };
+        if let Some(parent) = path.parent() {
+            create_dirs_synced(parent)?;
+        }
         let mut file = OpenOptions::new()
             .append(true)
             .create_new(true)
@@ -48,15 +48,7 @@ impl FileSink {
         lock_exclusive(&file)?;
         file.write_all(header_line)?;
         file.sync_data()?;
-        if let Some(parent) = path.parent() {
-            sync_dir(parent)?;
-        }
-        // Innermost first: each new folder's entry lives in its parent.
-        for dir in created_dirs.iter().rev() {
-            if let Some(parent) = dir.parent() {
-                sync_dir(parent)?;
-            }
-        }
+        sync_parent(path)?;
         Ok(FileSink {
             path: path.to_path_buf(),
             file: Some(file),
@@ -110,22 +102,6 @@ impl FileSink {
             .as_mut()
             .ok_or_else(|| io::Error::other("log file is not open"))
     }
-}
-
-/// `create_dir_all`, returning the folders it had to make (outermost first).
-fn create_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut missing = Vec::new();
-    let mut at = Some(dir);
-    while let Some(d) = at {
-        if d.as_os_str().is_empty() || d.is_dir() {
-            break;
-        }
-        missing.push(d.to_path_buf());
-        at = d.parent();
-    }
-    missing.reverse();
-    std::fs::create_dir_all(dir)?;
-    Ok(missing)
 }
 
 impl LogFile for FileSink {

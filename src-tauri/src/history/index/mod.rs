@@ -20,6 +20,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
 use serde::Serialize;
 
+use crate::event::Usage;
 use crate::history::error::HistoryError;
 use crate::history::reader::SessionStatus;
 use crate::history::record::ForkOrigin;
@@ -55,6 +56,13 @@ pub struct SessionSummary {
     /// Bytes of text (what the log is uncompressed).
     pub text_size: u64,
     pub skipped_lines: u64,
+    /// The log's name in plain form (`<id>.jsonl`), whichever form is on disk.
+    pub log: String,
+    pub workdir: String,
+    /// Turns started.
+    pub turns: u64,
+    /// Tokens used, summed over the session.
+    pub usage: Option<Usage>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -7,6 +7,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::snippet::{ChunkSpot, cut_snippet};
 use super::{Index, SearchHit, SessionSummary, parse_ts, to_i64};
+use crate::event::Usage;
 use crate::history::error::HistoryError;
 use crate::history::reader::{SessionStatus, honest_status};
 use crate::history::record::ForkOrigin;
@@ -78,7 +79,7 @@ pub struct MessageBlock {
 
 const SUMMARY_COLUMNS: &str = "id, path, title, created, updated, status, message_count, provider,
     model, pinned, archived, parent, parent_message, compressed, disk_size, text_size,
-    skipped_lines";
+    skipped_lines, log, workdir, turns, input_tokens, output_tokens, cache_read_tokens";
 
 impl Index {
     /// Newest first by last activity, every session.
@@ -225,6 +226,19 @@ impl Index {
         }
     }
 
+    /// Bytes of text the compressed logs hold once decompressed.
+    pub fn compressed_text_bytes(&self) -> Result<u64, HistoryError> {
+        let n: i64 = self
+            .conn
+            .query_row(
+                "SELECT coalesce(sum(text_size), 0) FROM sessions WHERE compressed = 1",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Byte offset of the session's latest trusted todo snapshot (for `read_todo_at`).
     pub fn todo_offset(&self, id: &str) -> Result<Option<u64>, HistoryError> {
         let offset: Option<Option<i64>> = self
@@ -320,5 +334,21 @@ fn summary_row(row: &rusqlite::Row<'_>) -> Result<SessionSummary, rusqlite::Erro
         disk_size: unsigned(14)?,
         text_size: unsigned(15)?,
         skipped_lines: unsigned(16)?,
+        log: row.get(17)?,
+        workdir: row.get(18)?,
+        turns: unsigned(19)?,
+        usage: match (
+            row.get::<_, Option<i64>>(20)?,
+            row.get::<_, Option<i64>>(21)?,
+        ) {
+            (Some(input), Some(output)) => Some(Usage {
+                input_tokens: u64::try_from(input).unwrap_or(0),
+                output_tokens: u64::try_from(output).unwrap_or(0),
+                cache_read_tokens: row
+                    .get::<_, Option<i64>>(22)?
+                    .and_then(|n| u64::try_from(n).ok()),
+            }),
+            _ => None,
+        },
     })
 }

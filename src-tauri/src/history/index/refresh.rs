@@ -656,10 +656,10 @@ impl Index {
             .prepare_cached(
                 "INSERT OR REPLACE INTO sessions(id, log, path, title, created, updated, provider,
                      model, message_count, status, pinned, archived, parent, parent_message,
-                     todo_offset, skipped_lines, input_tokens, output_tokens, compressed,
-                     disk_size, text_size)
+                     todo_offset, skipped_lines, input_tokens, output_tokens, cache_read_tokens,
+                     turns, workdir, compressed, disk_size, text_size)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                     ?17, ?18, ?19, ?20, ?21)",
+                     ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
             )
             .and_then(|mut stmt| {
                 stmt.execute(params![
@@ -681,6 +681,9 @@ impl Index {
                     to_i64(scan.skipped_lines),
                     usage.map(|u| to_i64(u.input_tokens)),
                     usage.map(|u| to_i64(u.output_tokens)),
+                    usage.and_then(|u| u.cache_read_tokens).map(to_i64),
+                    to_i64(scan.turns),
+                    header.workdir,
                     is_compressed(&found.path),
                     to_i64(found.stamp.size),
                     to_i64(text_len),

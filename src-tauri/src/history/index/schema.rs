@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS sessions(
     message_count INTEGER NOT NULL, status TEXT NOT NULL, pinned INTEGER NOT NULL,
     archived INTEGER NOT NULL, parent TEXT, parent_message INTEGER, todo_offset INTEGER,
     skipped_lines INTEGER NOT NULL, input_tokens INTEGER, output_tokens INTEGER,
+    cache_read_tokens INTEGER, turns INTEGER NOT NULL, workdir TEXT NOT NULL,
     compressed INTEGER NOT NULL, disk_size INTEGER NOT NULL, text_size INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS sessions_by_updated ON sessions(updated DESC, id DESC);
 CREATE INDEX IF NOT EXISTS sessions_for_browsing
