@@ -7,6 +7,7 @@ mod agent;
 mod cli;
 mod history;
 mod history_gen;
+mod history_manage;
 mod history_scale;
 mod history_storage;
 mod providers;

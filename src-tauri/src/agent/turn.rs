@@ -56,7 +56,11 @@ impl Agent {
                 message: user,
             });
         }
-        events.emit(Event::TurnStarted { turn });
+        let message_index = self.messages.len() as u64 - 1;
+        events.emit(Event::TurnStarted {
+            turn,
+            message_index,
+        });
 
         let mut usage: Option<Usage> = None;
         let stop = self.run_loop(&events, approvals, &cancel, &mut usage).await;

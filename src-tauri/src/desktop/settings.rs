@@ -106,3 +106,17 @@ pub fn save<R: Runtime>(
     store.set(KEY, serde_json::to_value(settings)?);
     store.save()
 }
+
+/// Saves history's own settings under their own key (`history`), beside the provider settings.
+pub fn save_history<R: Runtime>(
+    app: &AppHandle<R>,
+    data_dir: &Path,
+    settings: &crate::history::storage::HistorySettings,
+) -> Result<(), tauri_plugin_store::Error> {
+    let store = app.store(data_dir.join(STORE_FILE))?;
+    store.set(
+        crate::history::storage::HistorySettings::KEY,
+        serde_json::to_value(settings)?,
+    );
+    store.save()
+}

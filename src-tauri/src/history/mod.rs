@@ -31,7 +31,7 @@ pub use record::{FORMAT_VERSION, Header, Record, TurnError, TurnStatus};
 pub use recorder::{Recorder, flush_all_blocking};
 pub use sink::{FileSink, LogFile, PartialWrite};
 pub use source::LogSource;
-pub use watcher::Watcher;
+pub use watcher::{Callbacks, WatchHealth, WatchMode, Watcher};
 
 /// Installs a panic hook (once) that writes every live session log after the usual panic
 /// message, so a crash loses nothing that was recorded.
