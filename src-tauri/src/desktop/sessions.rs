@@ -33,7 +33,20 @@ pub fn find_session_path(state: &AppState, id: &str) -> CommandResult<PathBuf> {
     if let Some(path) = lock(&state.paths).get(id) {
         return Ok(path.clone());
     }
-    let indexed = match lock(&state.index).as_ref() {
+    let guard = lock(&state.index);
+    find_session_path_in(state, guard.as_ref(), id)
+}
+
+/// `find_session_path` with the index in hand (the caller holds the index's lock).
+fn find_session_path_in(
+    state: &AppState,
+    index: Option<&Index>,
+    id: &str,
+) -> CommandResult<PathBuf> {
+    if let Some(path) = lock(&state.paths).get(id) {
+        return Ok(path.clone());
+    }
+    let indexed = match index {
         Some(index) => index.find(id)?.map(|summary| PathBuf::from(summary.path)),
         None => None,
     };
@@ -166,7 +179,8 @@ const AROUND_AFTER: u64 = 160;
 /// The index row of session `id`, brought up to date with its log (only appended bytes are
 /// read).
 fn fresh(state: &AppState, index: &Index, id: &str) -> Result<SessionSummary, CommandError> {
-    let path = find_session_path(state, id)?;
+    // The caller holds the index: look the path up through it, not through the shared one.
+    let path = find_session_path_in(state, Some(index), id)?;
     index.refresh_file(&path)?;
     Ok(index
         .get(id)?
