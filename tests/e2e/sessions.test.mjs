@@ -222,6 +222,34 @@ describe("Session management in the window", { timeout: 300_000 }, () => {
   );
 
   it(
+    "exports a session to the file the save dialog names, as Markdown and as JSON",
+    scenario("export", async () => {
+      const id = await converse([["Summarise the design doc", "It has three parts: storage, search, UI."]]);
+      // The save dialog is the system's: the menu asks it for a path, then calls this command.
+      const exported = (format, file) =>
+        s().execute(
+          `return window.__TAURI_INTERNALS__
+             .invoke("export_session", { id: arguments[0], format: arguments[1], path: arguments[2] })
+             .then(() => "ok", (e) => JSON.stringify(e));`,
+          [id, format, file],
+        );
+      const md = path.join(tmp, "design.md");
+      const json = path.join(tmp, "design.json");
+      assert.equal(await exported("markdown", md), "ok");
+      assert.equal(await exported("json", json), "ok");
+      const text = fs.readFileSync(md, "utf8");
+      assert.match(text, /^# Summarise the design doc/);
+      assert.match(text, /It has three parts: storage, search, UI\./);
+      const object = JSON.parse(fs.readFileSync(json, "utf8"));
+      assert.equal(object.id, id);
+      assert.deepEqual(
+        object.messages.map((m) => m.content),
+        ["Summarise the design doc", "It has three parts: storage, search, UI."],
+      );
+    }),
+  );
+
+  it(
     "shows the session list with a row's menu open (docs/screenshots/session-menu.png)",
     scenario("session-menu-screenshot", async () => {
       const pinned = await converse([["Refactor the storage layer", "Done: one module per job."]]);
