@@ -255,6 +255,8 @@ describe("session browser", () => {
 
   it("renames in place through an input named title", async () => {
     await start();
+    qq('[data-testid="session-item"]')[0].click();
+    await until(() => q('[data-testid="continue-button"]') !== null);
     await openMenu();
     byId("session-rename")?.click();
     await until(() => q('input[name="title"]') !== null);
@@ -265,6 +267,7 @@ describe("session browser", () => {
     input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
     await until(() => titles().includes("Quarterly report"));
     expect(called("rename_session")[0].args).toMatchObject({ id: "a", title: "Quarterly report" });
+    expect(q(".pane header .title")?.textContent).toBe("Quarterly report");
     // Escape leaves the title as it was.
     await openMenu();
     byId("session-rename")?.click();
@@ -299,10 +302,15 @@ describe("session browser", () => {
 
   it("deletes with Undo for a while, then it is gone", async () => {
     await start();
+    // Open it first: deleting it takes it off the screen too.
+    qq('[data-testid="session-item"]')[0].click();
+    await until(() => q('[data-testid="continue-button"]') !== null);
     await openMenu();
     byId("session-delete")?.click();
     await until(() => byId("undo-button") !== null);
     expect(titles()).toEqual(["Beta session"]);
+    expect(q('[data-testid="continue-button"]')).toBeNull();
+    expect(qq('[data-testid="user-message"]')).toHaveLength(0);
     byId("undo-button")?.click();
     await until(() => titles().length === 2);
     expect(called("restore_session")[0].args).toMatchObject({ id: "a" });

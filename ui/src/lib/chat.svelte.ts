@@ -179,6 +179,8 @@ export class Conversation {
   loadingLater = $state(false);
   /** The message to bring into view once shown (a search hit). */
   focusIndex = $state<number | null>(null);
+  /** The stored session's status when opened from history (`interrupted` says its last turn never ended). */
+  storedStatus = $state<string | null>(null);
   /** Set for a fork: the session it came from. */
   forkedFrom = $state<{ id: string; title: string; message_index: number; exists: boolean } | null>(null);
   /** The user message whose editor should open (Up in an empty box edits the last one). */
@@ -341,6 +343,7 @@ export class Conversation {
     this.total = detail.total_messages ?? this.firstIndex + detail.messages.length;
     this.lastIndex = this.firstIndex + detail.messages.length;
     this.forkedFrom = detail.forked_from ?? null;
+    this.storedStatus = detail.status ?? null;
   }
 
   /** The newest user message on screen. */

@@ -35,6 +35,12 @@ export function exportName(title: string, format: ExportFormat): string {
   return `${base}.${format === "markdown" ? "md" : "json"}`;
 }
 
+/** What the rest of the app may want to know of changes made from the list. */
+export interface ListEvents {
+  renamed?: (id: string, title: string) => void;
+  removed?: (id: string) => void;
+}
+
 export class SessionList {
   sessions = $state<SessionSummary[]>([]);
   filter = $state<ListFilter>("active");
@@ -49,9 +55,11 @@ export class SessionList {
   #undoTimer: ReturnType<typeof setTimeout> | undefined;
   #noteTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #onerror: (error: CommandError) => void;
+  readonly #events: ListEvents;
 
-  constructor(onerror: (error: CommandError) => void) {
+  constructor(onerror: (error: CommandError) => void, events: ListEvents = {}) {
     this.#onerror = onerror;
+    this.#events = events;
   }
 
   /** Reloads what is listed (debounced: a burst of changes costs one query). */
@@ -113,8 +121,10 @@ export class SessionList {
     }
   }
 
-  rename(id: string, title: string): Promise<boolean> {
-    return this.#change(() => api.renameSession(id, title));
+  async rename(id: string, title: string): Promise<boolean> {
+    const done = await this.#change(() => api.renameSession(id, title));
+    if (done) this.#events.renamed?.(id, this.sessions.find((s) => s.id === id)?.title ?? title);
+    return done;
   }
 
   togglePin(session: SessionSummary): Promise<boolean> {
@@ -132,6 +142,7 @@ export class SessionList {
       undoMs = (await api.deleteSession(session.id)).undo_ms;
     });
     if (!done) return false;
+    this.#events.removed?.(session.id);
     clearTimeout(this.#undoTimer);
     this.undo = { id: session.id, title: session.title, until: Date.now() + undoMs };
     this.#undoTimer = setTimeout(() => (this.undo = null), undoMs);
