@@ -414,3 +414,33 @@ fn free_bytes(path: &Path) -> u64 {
     assert_eq!(rc, 0);
     stat.f_bavail as u64 * stat.f_frsize as u64
 }
+
+#[test]
+fn a_damaged_compressed_log_is_reported_and_the_others_still_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let damaged = generate(&data, 2);
+    let fine = generate(&data, 1);
+    assert_eq!(sessions(&data, &["compact", &damaged.id]).0, 0);
+    let zst = compressed_path(&damaged.path);
+    // Cut the file: its seek table (at the end) is gone.
+    let bytes = std::fs::read(&zst).unwrap();
+    std::fs::write(&zst, &bytes[..bytes.len() / 2]).unwrap();
+    let (code, out, err) = sessions(&data, &["list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("skipped") && err.contains(".jsonl.zst"),
+        "{err}"
+    );
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [fine.id.as_str()]);
+    let (code, _, err) = sessions(&data, &["show", &damaged.id]);
+    assert_eq!(code, 1);
+    assert!(err.contains("talaria:"), "{err}");
+}

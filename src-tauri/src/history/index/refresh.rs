@@ -436,7 +436,10 @@ impl Index {
                 Some(state)
                     if state.scan.offset == k.checked_len && k.checked_len <= source.len() =>
                 {
-                    end_hashes(&mut source, k.checked_len)? == (k.head_hash, k.tail_hash)
+                    // Unreadable where it was read before: read it again from the start (and
+                    // report it broken if that fails too).
+                    end_hashes(&mut source, k.checked_len)
+                        .is_ok_and(|hashes| hashes == (k.head_hash, k.tail_hash))
                 }
                 Some(_) | None => false,
             };
