@@ -272,4 +272,62 @@ describe("Session management in the window", { timeout: 300_000 }, () => {
       await s().type(await s().byTestId("session-rename"), Keys.ESCAPE);
     }),
   );
+
+  it(
+    "compresses finished sessions from Settings, and a compressed session still opens",
+    scenario("compress-from-settings", async () => {
+      const id = await converse([["Collect the benchmark numbers", "Search takes 2 ms; opening the tail 25 ms."]]);
+      await s().click(await s().byTestId("settings-button"));
+      await waitFor("the storage figures", async () => (await s().allByTestId("storage-sessions")).length === 1);
+      const before = Number(await s().textOf("storage-sessions"));
+      assert.ok(before >= 5, `sessions counted: ${before}`);
+      await s().click(await s().byTestId("compress-button"));
+      await waitFor(
+        "the compression to finish",
+        async () => /compressed/.test((await app.texts("storage-settings"))[0] ?? "") && (await s().allByTestId("compress-button")).length === 1,
+        { timeout: 60_000 },
+      );
+      if (process.env.E2E_SCREENSHOT) await app.saveShot("storage-settings");
+      const plain = logs();
+      assert.ok(!plain.has(id), "the finished session's plain log is gone");
+      const compressed = fs.readdirSync(path.join(dataDir, "sessions"), { recursive: true }).filter((f) => String(f).endsWith(".jsonl.zst"));
+      log(`after compression: ${plain.size} plain logs left, ${compressed.length} compressed`);
+      assert.ok(compressed.length >= before - plain.size, `${compressed.length} compressed`);
+      await s().click(await s().byTestId("settings-button"));
+      await s().click(await s().find(`[data-testid="session-item"][data-session-id="${id}"]`));
+      await waitFor("the compressed session's conversation", async () =>
+        (await app.texts("assistant-message")).some((t) => t.includes("Search takes 2 ms")),
+      );
+    }),
+  );
+
+  it(
+    "says when the list only polls, and still shows a session another process writes",
+    scenario("polling", async () => {
+      await app.close();
+      app = await App.launch({
+        logDir: tmp,
+        env: {
+          TALARIA_PROVIDER: "openai",
+          TALARIA_BASE_URL: `${stand.url}/v1`,
+          TALARIA_MODEL: "standin-model",
+          TALARIA_DATA_DIR: dataDir,
+          TALARIA_WORKDIR: workDir,
+          TALARIA_API_KEY: "sk-standin",
+          TALARIA_WATCH: "poll",
+        },
+      });
+      await waitFor("the polling notice", async () => (await s().allByTestId("index-health")).length === 1);
+      const line = JSON.stringify({ type: "session", id: "01900000-0000-7000-8000-00000000e2e1", created: new Date().toISOString(), provider: "openai", model: "m", workdir: "/tmp", version: 1 });
+      const day = new Date().toISOString().slice(0, 10).split("-");
+      const folder = path.join(dataDir, "sessions", ...day);
+      fs.mkdirSync(folder, { recursive: true });
+      const ts = new Date().toISOString();
+      fs.writeFileSync(
+        path.join(folder, "01900000-0000-7000-8000-00000000e2e1.jsonl"),
+        [line, JSON.stringify({ type: "message", ts, role: "user", content: "Written while the app polls" })].join("\n") + "\n",
+      );
+      await waitRow("the session written outside", (list) => list.some((r) => r.title === "Written while the app polls"), 15_000);
+    }),
+  );
 });
