@@ -22,7 +22,7 @@ let app;
 const scenario = (name, body) => wrap(name, () => app, body);
 const s = () => app.session;
 
-function launch() {
+function launch(more = {}) {
   return App.launch({
     logDir: tmp,
     env: {
@@ -32,6 +32,7 @@ function launch() {
       TALARIA_DATA_DIR: dataDir,
       TALARIA_WORKDIR: workDir,
       TALARIA_API_KEY: "sk-standin",
+      ...more,
     },
   });
 }
@@ -305,18 +306,7 @@ describe("Session management in the window", { timeout: 300_000 }, () => {
     "says when the list only polls, and still shows a session another process writes",
     scenario("polling", async () => {
       await app.close();
-      app = await App.launch({
-        logDir: tmp,
-        env: {
-          TALARIA_PROVIDER: "openai",
-          TALARIA_BASE_URL: `${stand.url}/v1`,
-          TALARIA_MODEL: "standin-model",
-          TALARIA_DATA_DIR: dataDir,
-          TALARIA_WORKDIR: workDir,
-          TALARIA_API_KEY: "sk-standin",
-          TALARIA_WATCH: "poll",
-        },
-      });
+      app = await launch({ TALARIA_WATCH: "poll" });
       await waitFor("the polling notice", async () => (await s().allByTestId("index-health")).length === 1);
       const line = JSON.stringify({ type: "session", id: "01900000-0000-7000-8000-00000000e2e1", created: new Date().toISOString(), provider: "openai", model: "m", workdir: "/tmp", version: 1 });
       const day = new Date().toISOString().slice(0, 10).split("-");
