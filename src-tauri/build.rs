@@ -15,6 +15,19 @@ const COMMANDS: &[&str] = &[
     "search_sessions",
     "open_session",
     "session_messages",
+    "later_messages",
+    "rename_session",
+    "pin_session",
+    "archive_session",
+    "delete_session",
+    "restore_session",
+    "export_session",
+    "fork_session",
+    "storage_stats",
+    "compact_sessions",
+    "cancel_compaction",
+    "save_history_settings",
+    "index_health",
 ];
 
 fn main() {

@@ -202,7 +202,13 @@ async fn full_loop_with_a_tool_call() {
             "hello from the agent"
         );
         let all = events.events();
-        assert!(matches!(all[0], Event::TurnStarted { turn: 1 }));
+        assert!(matches!(
+            all[0],
+            Event::TurnStarted {
+                turn: 1,
+                message_index: 0
+            }
+        ));
         assert!(all.iter().any(|e| matches!(e, Event::ToolCall { id: i, name, arguments } if *i == id && name == "write_file" && arguments["path"] == "out.txt")));
         assert!(
             all.iter()

@@ -323,14 +323,13 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 #[tokio::test]
-async fn exec_without_history_reports_io_and_goes_on_in_memory() {
+async fn exec_without_history_prints_the_reply_then_fails_with_io() {
     let server = StandIn::start().await;
     let dir = tempfile::tempdir().unwrap();
     // The data dir is a file: no sessions folder can be created under it.
     std::fs::write(dir.path().join("data"), "not a folder").unwrap();
     server.push(Reply::openai().text("Still answering."));
     let out = run(exec(&server, dir.path(), &["hi"])).await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(kind(&out.lines[0]), "session");
     let storage = out
         .lines
@@ -338,8 +337,19 @@ async fn exec_without_history_reports_io_and_goes_on_in_memory() {
         .find(|l| kind(l) == "storage_error")
         .expect("an io error event");
     assert_eq!(storage["kind"], "io");
+    // The reply is printed in full, and the turn is done...
     assert_eq!(tokens(&out.lines), "Still answering.");
-    assert_eq!(kind(out.lines.last().unwrap()), "done");
+    assert!(out.lines.iter().any(|l| kind(l) == "done"));
+    // ...but nothing of it was saved: exit 1, with an io error as the last line.
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let last = out.lines.last().unwrap();
+    assert_eq!((kind(last), last["kind"].as_str()), ("error", Some("io")));
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be saved")
+    );
 }
 
 /// SIGKILL (no chance to flush) mid-stream: the log stays readable, the user's message is in

@@ -590,7 +590,8 @@ fn sigkill_mid_stream_keeps_everything_up_to_the_last_flush() {
         log.messages.len()
     );
     assert!(log.skipped_lines <= 1);
-    assert_eq!(log.status, SessionStatus::Running);
+    // Its writer is dead: the log's lock is free.
+    assert_eq!(log.status, SessionStatus::Interrupted);
     assert!(
         log.interrupted,
         "a turn without its end reads as interrupted"
@@ -610,7 +611,7 @@ fn sigkill_mid_stream_keeps_everything_up_to_the_last_flush() {
     assert_eq!(resumed.messages.last().unwrap().content(), "continue");
     assert_eq!(resumed.messages.len(), log.messages.len() + 1);
     assert!(resumed.interrupted);
-    assert_eq!(resumed.status, SessionStatus::Error);
+    assert_eq!(resumed.status, SessionStatus::Interrupted);
 }
 
 #[test]
@@ -710,6 +711,7 @@ fn torn_line_and_garbage_file_do_not_break_list_or_show() {
     );
     assert_eq!(
         run(SessionsCommand::Show {
+            tail: None,
             id: b.clone(),
             data_dir: data_dir.clone(),
             json: true,
@@ -719,6 +721,7 @@ fn torn_line_and_garbage_file_do_not_break_list_or_show() {
     );
     assert_eq!(
         run(SessionsCommand::Show {
+            tail: None,
             id: b[..b.len() - 4].to_string(),
             data_dir: data_dir.clone(),
             json: false,
@@ -746,6 +749,7 @@ fn torn_line_and_garbage_file_do_not_break_list_or_show() {
     );
     assert_eq!(
         run(SessionsCommand::Show {
+            tail: None,
             id: "no-such-session".into(),
             data_dir,
             json: false,
@@ -755,12 +759,27 @@ fn torn_line_and_garbage_file_do_not_break_list_or_show() {
     );
 }
 
+/// `sessions show` (or export) of `id` in `format`, as the CLI writes it.
+fn export_text(
+    data_dir: &Path,
+    id: &str,
+    format: history::export::Format,
+    tail: Option<u64>,
+) -> String {
+    let index = Index::open(data_dir).unwrap();
+    index.refresh_all(&|_| {}).unwrap();
+    let session = history::view::fresh_summary(&index, id).unwrap();
+    let mut out = Vec::new();
+    history::export::write_session(&index, &session, format, tail, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
 #[test]
 fn show_json_has_the_contract_fields() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, path) = write_session(&history::sessions_dir(dir.path()), "hello there", "w", 1);
-    let log = history::read_session(&path).unwrap();
-    let value = talaria::cli::sessions::session_json(&log);
+    let (id, path) = write_session(&history::sessions_dir(dir.path()), "hello there", "w", 3);
+    let text = export_text(dir.path(), &id, history::export::Format::Json, None);
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
     for key in [
         "id",
         "title",
@@ -773,8 +792,20 @@ fn show_json_has_the_contract_fields() {
     }
     assert_eq!(value["messages"][0]["role"], "user");
     assert_eq!(value["messages"][0]["content"], "hello there");
-    let md = talaria::cli::sessions::markdown(&log);
+    // Streamed message by message, laid out as a pretty-printed object.
+    assert!(text.starts_with("{\n  \"archived\": false,\n") && text.ends_with("\n}\n"));
+    assert!(text.contains("  \"messages\": [\n    {\n      \"role\": \"user\",\n"));
+    let log = history::read_session(&path).unwrap();
+    let messages: Vec<Message> = serde_json::from_value(value["messages"].clone()).unwrap();
+    assert_eq!(messages, log.messages);
+    let md = export_text(dir.path(), &id, history::export::Format::Markdown, None);
     assert!(md.starts_with("# hello there"));
+    // The tail: the newest messages only, and where they start.
+    let tail = export_text(dir.path(), &id, history::export::Format::Json, Some(2));
+    let value: serde_json::Value = serde_json::from_str(&tail).unwrap();
+    assert_eq!(value["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(value["first_index"], log.messages.len() - 2);
+    assert_eq!(value["total_messages"], log.messages.len());
 }
 
 #[test]
@@ -902,17 +933,31 @@ fn index_refresh_reads_only_appended_bytes() {
     assert_eq!(index.refresh_file(&path).unwrap(), Some(id.clone()));
     let summary = index.find(&id).unwrap().unwrap();
     assert_eq!(summary.message_count, 4);
-    assert_eq!(summary.status, SessionStatus::Running);
+    // A turn without its end and no writer holding the log: interrupted, not running.
+    assert_eq!(summary.status, SessionStatus::Interrupted);
     assert_eq!(
         index.search("giraffe", 10).unwrap().len(),
         1,
         "appended text is indexed"
     );
-    assert_eq!(index.search("zebra", 10).unwrap().len(), 1, "old text kept");
+    // Bytes already read were rewritten: the log is read again from the start.
+    assert_eq!(index.search("okapi", 10).unwrap().len(), 1, "new text read");
     assert!(
-        index.search("okapi", 10).unwrap().is_empty(),
-        "old bytes were not read again"
+        index.search("zebra", 10).unwrap().is_empty(),
+        "old text dropped"
     );
+    // Appending alone reads only the new bytes: a rewrite that keeps the length, the
+    // first and the last 4 KiB read so far would go unseen (and only such a rewrite).
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    file.write_all(user("hippo question").to_line().unwrap().as_bytes())
+        .unwrap();
+    drop(file);
+    assert_eq!(index.refresh_file(&path).unwrap(), Some(id.clone()));
+    assert_eq!(index.search("hippo", 10).unwrap().len(), 1);
+    assert_eq!(index.find(&id).unwrap().unwrap().message_count, 5);
     // Unchanged: nothing to do.
     assert_eq!(index.refresh_file(&path).unwrap(), None);
     // Removed: gone from the index.
@@ -993,11 +1038,12 @@ fn search_accepts_any_input() {
     let hits = index.search("foo-bar", 10).unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].title, "foo-bar baz");
-    assert!(
-        hits[0].snippet.contains('['),
-        "snippet marks the match: {}",
-        hits[0].snippet
-    );
+    let marked: Vec<String> = hits[0]
+        .highlights
+        .iter()
+        .map(|[a, b]| hits[0].snippet.chars().skip(*a).take(b - a).collect())
+        .collect();
+    assert_eq!(marked, ["foo", "bar"], "snippet {:?}", hits[0].snippet);
     assert_eq!(
         index.search("qu", 10).unwrap().len(),
         1,
@@ -1277,6 +1323,7 @@ fn watcher_sees_a_session_from_a_separate_exec_process_within_1s() {
         let index = Index::open(dir.path()).unwrap();
         if let Some(summary) = index.find(&id).unwrap()
             && summary.status == SessionStatus::Done
+            && summary.message_count > 0
         {
             break;
         }
@@ -1321,6 +1368,7 @@ fn sessions_cli_on_a_fresh_machine_lists_nothing_and_creates_nothing() {
     }
     assert_eq!(
         run(SessionsCommand::Show {
+            tail: None,
             id: "0197".into(),
             data_dir: Some(data_dir.clone()),
             json: true,
@@ -1402,56 +1450,37 @@ fn list_query_uses_the_index_on_updated() {
 }
 
 #[test]
-fn a_huge_session_is_indexed_with_a_bounded_search_body() {
+fn a_large_session_is_searchable_everywhere_in_bounded_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let sessions = history::sessions_dir(dir.path());
     let header = header();
     let path = history::session_path(&sessions, header.created, &header.id);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    file.write_all(
-        Record::Session(header.clone())
-            .to_line()
+    let mut put = |record: Record| {
+        file.write_all(record.to_line().unwrap().as_bytes())
             .unwrap()
-            .as_bytes(),
-    )
-    .unwrap();
-    file.write_all(user("find the zebracorn").to_line().unwrap().as_bytes())
-        .unwrap();
-    // ~40 MB of tool output and ~4 MB of assistant text.
-    let output = "toolnoise ".repeat(100_000);
-    let prose = "assistantprose ".repeat(10_000);
-    for i in 0..40 {
+    };
+    put(Record::Session(header.clone()));
+    put(user("find the zebracorn"));
+    // ~40 MB of tool output (100 KB each; only the first 16 KiB of each is indexed) and
+    // ~3 MB of assistant text.
+    let output = format!("{} beyondsixteen", "toolnoise ".repeat(10_000));
+    let prose = "assistantprose ".repeat(5_000);
+    for i in 0..400 {
         let call = format!("call_{i}");
-        file.write_all(
-            assistant_calls(
-                &prose[..prose.len() / 2],
-                vec![ToolCall {
-                    id: call.clone(),
-                    name: "terminal".into(),
-                    arguments: "{}".into(),
-                }],
-            )
-            .to_line()
-            .unwrap()
-            .as_bytes(),
-        )
-        .unwrap();
-        file.write_all(
-            tool_result(&call, "terminal", &output)
-                .to_line()
-                .unwrap()
-                .as_bytes(),
-        )
-        .unwrap();
+        put(assistant_calls(
+            &prose[..prose.len() / 10],
+            vec![ToolCall {
+                id: call.clone(),
+                name: "read_file".into(),
+                arguments: format!(r#"{{"path":"src/module_{i}.rs"}}"#),
+            }],
+        ));
+        put(tool_result(&call, "read_file", &output));
     }
-    file.write_all(
-        user("last words: quetzalcoatl")
-            .to_line()
-            .unwrap()
-            .as_bytes(),
-    )
-    .unwrap();
+    put(user("last words: quetzalcoatl"));
+    file.flush().unwrap();
     drop(file);
     let size = std::fs::metadata(&path).unwrap().len();
 
@@ -1460,33 +1489,54 @@ fn a_huge_session_is_indexed_with_a_bounded_search_body() {
     index.refresh_all(&|_| {}).unwrap();
     println!("indexed a {} MB log in {:?}", size >> 20, t.elapsed());
     assert!(size > 40 << 20);
-    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite")).unwrap();
-    let body: i64 = conn
-        .query_row("SELECT sum(length(body)) FROM fts", [], |r| r.get(0))
-        .unwrap();
-    println!("full-text body: {body} chars");
-    assert!(body <= 1_100_000, "{body}");
-    assert_eq!(index.search("zebracorn", 5).unwrap().len(), 1);
+    let one = |q: &str| index.search(q, 5).unwrap();
+    assert_eq!(one("zebracorn").len(), 1);
+    assert_eq!(one("quetzalcoatl").len(), 1, "the last turn is indexed");
+    assert_eq!(one("toolnoise").len(), 1, "tool results are indexed");
+    assert_eq!(one("module_399").len(), 1, "tool arguments are indexed");
     assert!(
-        index.search("toolnoise", 5).unwrap().is_empty(),
-        "tool output is not indexed"
+        one("beyondsixteen").is_empty(),
+        "past 16 KiB of a result is not"
     );
+    let hit = &one("quetzalcoatl")[0];
+    assert_eq!(hit.message_index, 801, "the hit opens at its message");
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite")).unwrap();
+    let chunks: i64 = conn
+        .query_row("SELECT count(*) FROM chunks WHERE kind = 0", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    // 400 × (16 KiB + 7.5 KB) of text in rows of at most 64 KiB.
+    println!("{chunks} full-text rows");
+    assert!((140..=400).contains(&chunks), "{chunks}");
     let summary = index.find(&header.id).unwrap().unwrap();
-    assert_eq!(summary.message_count, 82);
+    assert_eq!(summary.message_count, 802);
 
-    // Appending more text after the cap stays bounded too (the count survives passes).
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
+    // Appending goes on from where the last look stopped: the open chunk grows, no row is
+    // added per look.
+    for n in 0..5 {
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(
+            assistant(&format!("more text {n} aardvark"))
+                .to_line()
+                .unwrap()
+                .as_bytes(),
+        )
         .unwrap();
-    file.write_all(assistant(&prose).to_line().unwrap().as_bytes())
+        drop(file);
+        index.refresh_file(&path).unwrap();
+    }
+    let after: i64 = conn
+        .query_row("SELECT count(*) FROM chunks WHERE kind = 0", [], |r| {
+            r.get(0)
+        })
         .unwrap();
-    drop(file);
-    index.refresh_file(&path).unwrap();
-    let body: i64 = conn
-        .query_row("SELECT sum(length(body)) FROM fts", [], |r| r.get(0))
-        .unwrap();
-    assert!(body <= 1_100_000, "{body}");
+    assert!(after <= chunks + 1, "{chunks} -> {after}");
+    assert_eq!(one("aardvark").len(), 1);
+    assert_eq!(one("zebracorn").len(), 1);
 }
 
 #[test]

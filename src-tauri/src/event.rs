@@ -60,8 +60,14 @@ pub struct Usage {
 pub enum Event {
     /// First event of a run: which session and which log file.
     Session { id: String, path: String },
-    /// A turn began (the user's message is recorded by then).
-    TurnStarted { turn: u64 },
+    /// A turn began (the user's message is recorded by then). `message_index` is the user
+    /// message's number in the session (0 is the first), as the log counts them: editing it
+    /// later forks the session there.
+    TurnStarted {
+        turn: u64,
+        #[serde(default)]
+        message_index: u64,
+    },
     /// Streamed reply text; a turn's tokens concatenate to the assistant's text.
     Token { text: String },
     /// Streamed thinking, where the provider sends it.

@@ -1,10 +1,10 @@
 import { emit } from "@tauri-apps/api/event";
-import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
-import { flushSync, mount, unmount } from "svelte";
+import { mockIPC } from "@tauri-apps/api/mocks";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import App from "./App.svelte";
 import type { AppStatus, Settings, SettingsView } from "./lib/api";
 import { longSession, openPaged, pageBefore } from "./perf/fixtures";
+import { Mounted, until } from "./testing";
 
 const settings: Settings = {
   provider: "openai",
@@ -21,7 +21,7 @@ const settings: Settings = {
   terminal_env: [],
 };
 
-function view(saved: Settings, env: SettingsView["env"] = []): SettingsView {
+function settingsView(saved: Settings, env: SettingsView["env"] = []): SettingsView {
   return {
     saved,
     env,
@@ -48,22 +48,8 @@ const baseStatus: AppStatus = {
   key_storage: "file",
 };
 
-function until(check: () => boolean, timeout = 2000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  return new Promise((resolve, reject) => {
-    const poll = () => {
-      flushSync();
-      if (check()) resolve();
-      else if (Date.now() > deadline) reject(new Error("condition not met in time"));
-      else setTimeout(poll, 10);
-    };
-    poll();
-  });
-}
-
 describe("App", () => {
-  let target: HTMLElement;
-  let app: ReturnType<typeof mount> | null = null;
+  let view: Mounted;
   let status: AppStatus;
   let saved: Settings[];
   let savedKeys: (string | null)[];
@@ -75,8 +61,7 @@ describe("App", () => {
   const stored = { ...longSession(200, 1000, 10), id: "x1", title: "Written elsewhere" };
 
   beforeEach(() => {
-    target = document.createElement("div");
-    document.body.appendChild(target);
+    view = new Mounted();
     saved = [];
     savedKeys = [];
     env = [];
@@ -98,14 +83,14 @@ describe("App", () => {
           case "app_status":
             return status;
           case "get_settings":
-            return view(settings, env);
+            return settingsView(settings, env);
           case "save_settings": {
             const s = args.settings as Settings;
             if (!s.model) throw { kind: "config", message: "no model is set: choose one in Settings", field: "model" };
             saved.push(s);
             savedKeys.push(args.apiKey as string | null);
             status = { ...status, configured: true, model_ready: true, model: s.model, base_url: s.base_url };
-            return view(s, env);
+            return settingsView(s, env);
           }
           case "choose_workdir": {
             workdirs.push({ path: args.path, create: args.create });
@@ -127,7 +112,7 @@ describe("App", () => {
               message_count: 2,
             }));
           case "search_sessions":
-            return [{ id: "a", title: "Found", snippet: "the [needle] here", score: 1 }];
+            return [{ id: "a", title: "Found", snippet: "the [needle] here", highlights: [[5, 11]], score: 1 }];
           default:
             throw { kind: "unknown", message: `no mock for ${cmd}` };
         }
@@ -136,17 +121,12 @@ describe("App", () => {
     );
   });
 
-  afterEach(() => {
-    if (app) void unmount(app);
-    app = null;
-    target.remove();
-    clearMocks();
-  });
+  afterEach(() => view.destroy());
 
-  const q = (sel: string) => target.querySelector<HTMLElement>(sel);
+  const q = (sel: string) => view.q(sel);
 
   it("offers a detected local server on first run and saves it", async () => {
-    app = mount(App, { target });
+    view.mount(App);
     await until(() => q('[data-testid="use-local-server"]') !== null);
     const offer = q('[data-testid="use-local-server"]') as HTMLButtonElement;
     expect(offer.textContent).toContain("Use Ollama at http://127.0.0.1:11434/v1");
@@ -159,7 +139,7 @@ describe("App", () => {
   });
 
   it("shows backend validation errors inline in Settings", async () => {
-    app = mount(App, { target });
+    view.mount(App);
     await until(() => q('[data-testid="settings-button"]') !== null);
     q('[data-testid="settings-button"]')?.click();
     await until(() => q('[data-testid="settings-save-button"]') !== null);
@@ -179,7 +159,7 @@ describe("App", () => {
       { field: "api_key", var: "OPENAI_API_KEY", value: "sk-…1234" },
     ];
     settings.model = "saved-model";
-    app = mount(App, { target });
+    view.mount(App);
     await until(() => q('[data-testid="settings-button"]') !== null);
     q('[data-testid="settings-button"]')?.click();
     await until(() => q('[data-testid="settings-save-button"]') !== null);
@@ -204,7 +184,7 @@ describe("App", () => {
 
   it("asks for a working folder on first run and refuses the home folder", async () => {
     status = { ...status, workdir_ready: false, workdir: "", model_ready: true, model: "m" };
-    app = mount(App, { target });
+    view.mount(App);
     await until(() => q('[data-testid="create-workdir"]') !== null);
     const input = q('[data-testid="workdir-input"]') as HTMLInputElement;
     input.value = "/home/u";
@@ -223,12 +203,12 @@ describe("App", () => {
 
   it("refreshes the session list on sessions-changed and renders search hits with marks", async () => {
     status = { ...status, configured: true, model_ready: true, model: "m" };
-    app = mount(App, { target });
+    view.mount(App);
     await until(() => q('[data-testid="prompt-input"]') !== null);
-    expect(target.querySelectorAll('[data-testid="session-item"]')).toHaveLength(0);
+    expect(view.target.querySelectorAll('[data-testid="session-item"]')).toHaveLength(0);
     sessions = [{ id: "x1", title: "Written elsewhere" }];
     await emit("sessions-changed", { ids: ["x1"] });
-    await until(() => target.querySelectorAll('[data-testid="session-item"]').length === 1);
+    await until(() => view.target.querySelectorAll('[data-testid="session-item"]').length === 1);
     expect(q('[data-testid="session-item"]')?.textContent).toContain("Written elsewhere");
 
     const search = q('[data-testid="session-search"]') as HTMLInputElement;
@@ -241,7 +221,7 @@ describe("App", () => {
   it("continues a session opened a page at a time, and still fetches its earlier pages", async () => {
     status = { ...status, configured: true, model_ready: true, model: "m" };
     sessions = [{ id: "x1", title: "Written elsewhere" }];
-    app = mount(App, { target });
+    view.mount(App);
     await until(() => q('[data-testid="session-item"]') !== null);
     q('[data-testid="session-item"]')?.click();
     await until(() => q('[data-testid="continue-button"]') !== null);
@@ -257,7 +237,7 @@ describe("App", () => {
     q('[data-testid="send-button"]')?.click();
     await until(() => calls.some((c) => c.cmd === "start_turn"));
     expect(calls.find((c) => c.cmd === "start_turn")?.args).toMatchObject({ sessionId: "x1", prompt: "and one more thing" });
-    const users = () => Array.from(target.querySelectorAll('[data-testid="user-message"]')).map((u) => u.textContent);
+    const users = () => Array.from(view.target.querySelectorAll('[data-testid="user-message"]')).map((u) => u.textContent);
     await until(() => users().at(-1) === "and one more thing");
 
     for (let i = 0; i < 10 && !users().includes("question 0: what is in file 0?"); i++) {

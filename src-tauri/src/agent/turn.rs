@@ -57,7 +57,11 @@ impl Agent {
                 message: user,
             });
         }
-        events.emit(Event::TurnStarted { turn });
+        let message_index = self.messages.len() as u64 - 1;
+        events.emit(Event::TurnStarted {
+            turn,
+            message_index,
+        });
         self.notice_missing_sandbox(&events, approvals);
 
         let mut usage: Option<Usage> = None;

@@ -97,10 +97,8 @@ impl SetupError {
                 ErrorKind::Config
             }
             SetupError::Agent(error) => error.kind(),
-            SetupError::History(HistoryError::NotFound(_) | HistoryError::Ambiguous(_)) => {
-                ErrorKind::Config
-            }
-            SetupError::History(_) | SetupError::Runtime(_) => ErrorKind::Io,
+            SetupError::History(error) => error.error_kind(),
+            SetupError::Runtime(_) => ErrorKind::Io,
         }
     }
 
@@ -172,13 +170,29 @@ async fn exec(args: ExecArgs, sink: PrinterSink) -> i32 {
             let outcome = agent
                 .run_turn(args.prompt.clone(), &sink, &approvals, cancel)
                 .await;
-            if let Some(recorder) = agent.recorder() {
-                flush(recorder).await;
-            }
-            match outcome {
+            let saved = match agent.recorder() {
+                Some(recorder) => flush(recorder).await,
+                None => Err("it could not be created, so nothing of it was saved".to_string()),
+            };
+            let code = match outcome {
                 TurnOutcome::Done => EXIT_DONE,
                 TurnOutcome::Cancelled => EXIT_CANCELLED,
                 TurnOutcome::Failed { .. } => EXIT_FAILED,
+            };
+            match saved {
+                // The reply is printed; a log that misses part of it is still a failure.
+                Err(why) if code == EXIT_DONE => {
+                    sink.emit(Event::Error {
+                        kind: ErrorKind::Io,
+                        message: format!(
+                            "the reply is complete, but the session log could not be saved \
+                             completely: {why}. Free some disk space; the log keeps what was \
+                             written before"
+                        ),
+                    });
+                    EXIT_FAILED
+                }
+                Ok(()) | Err(_) => code,
             }
         }
         Err(error) => {
@@ -195,9 +209,18 @@ async fn exec(args: ExecArgs, sink: PrinterSink) -> i32 {
     code
 }
 
-async fn flush(recorder: &Recorder) {
-    // Write errors were already reported through the recorder's error sink.
-    let _ = tokio::time::timeout(FLUSH_TIMEOUT, recorder.flush()).await;
+/// Writes what is pending; an error says why the log is not complete (write errors were
+/// also reported as they happened, through the recorder's error sink).
+async fn flush(recorder: &Recorder) -> Result<(), String> {
+    match tokio::time::timeout(FLUSH_TIMEOUT, recorder.flush()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!(
+            "writing {} took longer than {} s",
+            recorder.path().display(),
+            FLUSH_TIMEOUT.as_secs()
+        )),
+    }
 }
 
 /// SIGINT and SIGTERM cancel the turn. A second signal means "now": the log is flushed
@@ -269,11 +292,15 @@ fn prepare(args: &ExecArgs, sink: &PrinterSink) -> Result<Agent, SetupError> {
                 Err(error @ HistoryError::InUse(_)) => return Err(error.into()),
                 Err(error) => (None, Some(error)),
             };
+            // A compressed log is made plain to be continued: name the file written to.
+            let path = recorder
+                .as_ref()
+                .map_or_else(|| log.path.clone(), |r| r.path().to_path_buf());
             sink.emit(Event::Session {
                 id: log.header.id.clone(),
-                path: log.path.display().to_string(),
+                path: path.display().to_string(),
             });
-            report_storage(sink, failure, &log.path);
+            report_storage(sink, failure, &path);
             let mut agent = Agent::from_history(settings, workdir, log, recorder)?;
             agent.set_safety_options(options);
             Ok(agent)
@@ -671,27 +698,6 @@ mod tests {
         assert!(matches!(
             settings_from(&args, None, env),
             Err(ConfigError::NotANumber { .. })
-        ));
-    }
-
-    #[test]
-    fn finds_sessions_by_prefix() {
-        let dir = tempfile::tempdir().unwrap();
-        let day = dir.path().join("2025/01/02");
-        std::fs::create_dir_all(&day).unwrap();
-        std::fs::write(day.join("abc123.jsonl"), "").unwrap();
-        std::fs::write(day.join("abd999.jsonl"), "").unwrap();
-        assert_eq!(
-            history::find_log(dir.path(), "abc").unwrap(),
-            day.join("abc123.jsonl")
-        );
-        assert!(matches!(
-            history::find_log(dir.path(), "ab"),
-            Err(HistoryError::Ambiguous(_))
-        ));
-        assert!(matches!(
-            history::find_log(dir.path(), "zz"),
-            Err(HistoryError::NotFound(_))
         ));
     }
 

@@ -1,15 +1,15 @@
-//! `talaria sessions list | show | search | export` (CONTRACTS.md, "Headless mode"). Reads go
-//! through the index, refreshed first by comparing each log's size and mtime (unchanged logs
-//! are not opened).
+//! `talaria sessions ...` (CONTRACTS.md, "Headless mode"): list, show, search, export, rename,
+//! pin, archive, delete, restore, compact, stats. Reads go through the index, refreshed first
+//! (logs whose `stat` did not change are not opened). Compressed logs read like plain ones.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::history::{self, HistoryError, Index, SessionLog};
-use crate::message::Message;
-use crate::todo::TodoStatus;
+use crate::history::export::{self, ExportError, Format};
+use crate::history::storage::{self, Selection};
+use crate::history::{self, HistoryError, Index, Record, trash, view};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SessionsCommand {
@@ -24,7 +24,7 @@ pub enum SessionsCommand {
         /// Skip this many of the newest sessions first.
         #[arg(long, value_name = "N", default_value_t = 0)]
         offset: usize,
-        /// A JSON array of {id, path, title, created, updated, status, message_count}.
+        /// A JSON array of {id, path, title, created, updated, status, message_count, ...}.
         #[arg(long)]
         json: bool,
     },
@@ -39,15 +39,20 @@ pub enum SessionsCommand {
         /// The conversation as Markdown.
         #[arg(long)]
         markdown: bool,
+        /// Only the newest N messages (read without reading the rest of the log).
+        #[arg(long, value_name = "N")]
+        tail: Option<u64>,
     },
-    /// Full-text search over titles and user and assistant text.
+    /// Full-text search over everything sessions hold: user and assistant text, tool
+    /// arguments, tool results and todo items.
     Search {
         query: String,
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
         #[arg(long, value_name = "N", default_value_t = 20)]
         limit: usize,
-        /// A JSON array of {id, title, snippet, score} (higher score is better).
+        /// A JSON array of {id, title, snippet, score, highlights, message_index} (higher
+        /// score is better; highlights are [start, end) character ranges in the snippet).
         #[arg(long)]
         json: bool,
     },
@@ -59,17 +64,61 @@ pub enum SessionsCommand {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Give a session a title (an empty title goes back to its first message).
+    Rename {
+        id: String,
+        title: String,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Pin a session to the top of the app's list (`--off` unpins it).
+    Pin {
+        id: String,
+        #[arg(long)]
+        off: bool,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Hide a session from the app's list (`--off` brings it back).
+    Archive {
+        id: String,
+        #[arg(long)]
+        off: bool,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Move a session to the trash (kept 30 days; `restore` brings it back).
+    Delete {
+        id: String,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Bring a deleted session back from the trash.
+    Restore {
+        id: String,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Compress finished sessions to <id>.jsonl.zst: the ones named, all with --all, else
+    /// those idle for more than 7 days (or the days set in the app).
+    Compact {
+        ids: Vec<String>,
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// The space sessions take: logs (plain and compressed), the index, the trash.
+    Stats {
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
-    Markdown,
-    Json,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ShowFormat {
-    Text,
     Markdown,
     Json,
 }
@@ -83,6 +132,10 @@ pub fn run(command: SessionsCommand) -> i32 {
             1
         }
     }
+}
+
+fn data_dir_or_default(data_dir: Option<PathBuf>) -> PathBuf {
+    data_dir.unwrap_or_else(crate::config::data_dir)
 }
 
 fn execute(command: SessionsCommand) -> Result<(), HistoryError> {
@@ -106,7 +159,9 @@ fn execute(command: SessionsCommand) -> Result<(), HistoryError> {
                             "id": s.id, "path": s.path, "title": s.title,
                             "created": s.created.to_rfc3339(), "updated": s.updated.to_rfc3339(),
                             "status": s.status.as_str(), "message_count": s.message_count,
-                            "provider": s.provider, "model": s.model,
+                            "provider": s.provider, "model": s.model, "pinned": s.pinned,
+                            "archived": s.archived, "compressed": s.compressed,
+                            "forked_from": s.forked_from,
                         })
                     })
                     .collect();
@@ -116,14 +171,19 @@ fn execute(command: SessionsCommand) -> Result<(), HistoryError> {
                 eprintln!("talaria: no sessions yet");
             } else {
                 for s in &sessions {
+                    let marks = format!(
+                        "{}{}",
+                        if s.pinned { "[pinned] " } else { "" },
+                        if s.archived { "[archived] " } else { "" }
+                    );
                     let _ = writeln!(
                         out,
-                        "{}  {}  {:<9}  {:>4} msgs  {}",
+                        "{}  {}  {:<11}  {:>4} msgs  {marks}{}",
                         s.id,
                         s.updated.format("%Y-%m-%d %H:%M"),
                         s.status.as_str(),
                         s.message_count,
-                        title_or_untitled(&s.title)
+                        export::title_or_untitled(&s.title)
                     );
                 }
             }
@@ -134,15 +194,16 @@ fn execute(command: SessionsCommand) -> Result<(), HistoryError> {
             data_dir,
             json,
             markdown,
+            tail,
         } => {
             let format = if json {
-                ShowFormat::Json
+                Format::Json
             } else if markdown {
-                ShowFormat::Markdown
+                Format::Markdown
             } else {
-                ShowFormat::Text
+                Format::Text
             };
-            show(&mut out, data_dir, &id, format)
+            show(&mut out, data_dir, &id, format, tail)
         }
         SessionsCommand::Export {
             id,
@@ -150,10 +211,10 @@ fn execute(command: SessionsCommand) -> Result<(), HistoryError> {
             data_dir,
         } => {
             let format = match format {
-                ExportFormat::Markdown => ShowFormat::Markdown,
-                ExportFormat::Json => ShowFormat::Json,
+                ExportFormat::Markdown => Format::Markdown,
+                ExportFormat::Json => Format::Json,
             };
-            show(&mut out, data_dir, &id, format)
+            show(&mut out, data_dir, &id, format, None)
         }
         SessionsCommand::Search {
             query,
@@ -168,28 +229,180 @@ fn execute(command: SessionsCommand) -> Result<(), HistoryError> {
             if json {
                 let rows: Vec<serde_json::Value> = hits
                     .iter()
-                    .map(|h| json!({"id": h.id, "title": h.title, "snippet": h.snippet, "score": h.score}))
+                    .map(|h| {
+                        json!({"id": h.id, "title": h.title, "snippet": h.snippet,
+                               "score": h.score, "highlights": h.highlights,
+                               "message_index": h.message_index})
+                    })
                     .collect();
                 print_json(&mut out, &serde_json::Value::Array(rows));
             } else if hits.is_empty() {
                 eprintln!("talaria: no session matches {query:?}");
             } else {
                 for h in &hits {
-                    let _ = writeln!(out, "{}  {}", h.id, title_or_untitled(&h.title));
-                    let _ = writeln!(out, "    {}", h.snippet.replace('\n', " "));
+                    let _ = writeln!(out, "{}  {}", h.id, export::title_or_untitled(&h.title));
+                    let _ = writeln!(out, "    {}", h.snippet);
                 }
+            }
+            Ok(())
+        }
+        SessionsCommand::Rename {
+            id,
+            title,
+            data_dir,
+        } => annotate(data_dir, &id, Record::title(title.trim()), "renamed"),
+        SessionsCommand::Pin { id, off, data_dir } => annotate(
+            data_dir,
+            &id,
+            Record::pin(!off),
+            if off { "unpinned" } else { "pinned" },
+        ),
+        SessionsCommand::Archive { id, off, data_dir } => annotate(
+            data_dir,
+            &id,
+            Record::archive(!off),
+            if off { "unarchived" } else { "archived" },
+        ),
+        SessionsCommand::Delete { id, data_dir } => {
+            let data_dir = data_dir_or_default(data_dir);
+            let session = find_session(&data_dir, &id)?;
+            let trashed = trash::delete(&data_dir, &session)?;
+            trash::empty_expired(&data_dir, trash::KEEP);
+            let _ = writeln!(
+                out,
+                "moved {} to {} (kept 30 days; `talaria sessions restore {}` brings it back)",
+                trashed.note.id,
+                trashed.path.display(),
+                trashed.note.id
+            );
+            Ok(())
+        }
+        SessionsCommand::Restore { id, data_dir } => {
+            let data_dir = data_dir_or_default(data_dir);
+            let path = trash::restore(&data_dir, &id)?;
+            let _ = writeln!(out, "restored {}", path.display());
+            Ok(())
+        }
+        SessionsCommand::Compact { ids, all, data_dir } => {
+            let data_dir = data_dir_or_default(data_dir);
+            let selection = if all {
+                Selection::All
+            } else if ids.is_empty() {
+                match storage::HistorySettings::load(&data_dir).idle_limit() {
+                    Some(idle) => Selection::IdleFor(idle),
+                    None => {
+                        eprintln!(
+                            "talaria: compressing idle sessions is off in the settings; name \
+                             sessions or pass --all"
+                        );
+                        return Ok(());
+                    }
+                }
+            } else {
+                Selection::Ids(ids)
+            };
+            let Some(index) = open_index(Some(data_dir))? else {
+                return Ok(());
+            };
+            let report = storage::compact(&index, &selection, &|_| {}, &|| false)?;
+            for (id, why) in &report.skipped {
+                eprintln!("talaria: skipped {id}: {why}");
+            }
+            for (id, why) in &report.failed {
+                eprintln!("talaria: could not compress {id}: {why}");
+            }
+            let p = &report.progress;
+            let _ = writeln!(
+                out,
+                "compressed {} session(s): {} -> {}",
+                report.compressed.len(),
+                bytes(p.bytes_before),
+                bytes(p.bytes_after)
+            );
+            if report.failed.is_empty() {
+                Ok(())
+            } else {
+                Err(HistoryError::io(
+                    "compress some sessions in",
+                    history::sessions_dir(index.data_dir()),
+                    std::io::Error::other(format!("{} failed", report.failed.len())),
+                ))
+            }
+        }
+        SessionsCommand::Stats { data_dir, json } => {
+            let data_dir = data_dir_or_default(data_dir);
+            let stats = match open_index(Some(data_dir.clone()))? {
+                Some(index) => storage::stats(&data_dir, &index)?,
+                None => storage::StorageStats::default(),
+            };
+            if json {
+                print_json(&mut out, &json!(stats));
+            } else {
+                let _ = writeln!(
+                    out,
+                    "sessions: {}\nplain logs: {} ({})\ncompressed logs: {} ({}, {} of text)\n\
+                     index: {}\ntrash: {} ({})",
+                    stats.sessions,
+                    stats.plain_logs,
+                    bytes(stats.plain_bytes),
+                    stats.compressed_logs,
+                    bytes(stats.compressed_bytes),
+                    bytes(stats.compressed_text_bytes),
+                    bytes(stats.index_bytes),
+                    stats.trash_logs,
+                    bytes(stats.trash_bytes)
+                );
             }
             Ok(())
         }
     }
 }
 
-fn title_or_untitled(title: &str) -> &str {
-    if title.is_empty() {
-        "(untitled)"
-    } else {
-        title
+/// A size for people: `12.3 MB`.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
     }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The log of session `id` (or a unique prefix), through the index, else by file name.
+fn find_session(data_dir: &Path, id: &str) -> Result<PathBuf, HistoryError> {
+    let sessions = history::sessions_dir(data_dir);
+    if !sessions.is_dir() {
+        return Err(HistoryError::NotFound(id.to_string()));
+    }
+    let index = Index::open(data_dir)?;
+    index.refresh_all(&|_| {})?;
+    match index.find(id)? {
+        Some(summary) => Ok(PathBuf::from(summary.path)),
+        None => history::find_log(&sessions, id),
+    }
+}
+
+/// Appends a title, pin or archive record to a session's log.
+fn annotate(
+    data_dir: Option<PathBuf>,
+    id: &str,
+    record: Record,
+    done: &str,
+) -> Result<(), HistoryError> {
+    let data_dir = data_dir_or_default(data_dir);
+    let path = find_session(&data_dir, id)?;
+    let plain = history::metadata::append_record(&path, &record)?;
+    println!(
+        "{done} {}",
+        history::layout::file_id(&plain).unwrap_or_default()
+    );
+    Ok(())
 }
 
 fn print_json(out: &mut impl Write, value: &serde_json::Value) {
@@ -205,7 +418,7 @@ fn print_json(out: &mut impl Write, value: &serde_json::Value) {
 /// stderr and left out. None when there is no sessions folder yet (a fresh machine): there
 /// is nothing to list, and reading must not create folders or an index.
 fn open_index(data_dir: Option<PathBuf>) -> Result<Option<Index>, HistoryError> {
-    let data_dir = data_dir.unwrap_or_else(crate::config::data_dir);
+    let data_dir = data_dir_or_default(data_dir);
     if !history::sessions_dir(&data_dir).is_dir() {
         return Ok(None);
     }
@@ -221,216 +434,23 @@ fn show(
     out: &mut impl Write,
     data_dir: Option<PathBuf>,
     id: &str,
-    format: ShowFormat,
+    format: Format,
+    tail: Option<u64>,
 ) -> Result<(), HistoryError> {
-    let summary = match open_index(data_dir)? {
-        Some(index) => index.find(id)?,
-        None => None,
-    }
-    .ok_or_else(|| HistoryError::NotFound(id.to_string()))?;
-    let log = history::read_session(Path::new(&summary.path))?;
-    if log.skipped_lines > 0 {
+    let Some(index) = open_index(data_dir)? else {
+        return Err(HistoryError::NotFound(id.to_string()));
+    };
+    let session = view::fresh_summary(&index, id)?;
+    if session.skipped_lines > 0 {
         eprintln!(
             "talaria: {} line(s) of {} could not be read and were skipped",
-            log.skipped_lines,
-            log.path.display()
+            session.skipped_lines, session.path
         );
     }
-    match format {
-        ShowFormat::Json => print_json(out, &session_json(&log)),
-        ShowFormat::Markdown => {
-            let _ = out.write_all(markdown(&log).as_bytes());
-        }
-        ShowFormat::Text => {
-            let _ = out.write_all(text(&log).as_bytes());
-        }
+    match export::write_session(&index, &session, format, tail, out) {
+        Ok(()) => Ok(()),
+        Err(ExportError::History(error)) => Err(error),
+        // A closed stdout (`| head`) is not a failure of the session.
+        Err(ExportError::Write(_)) => Ok(()),
     }
-    Ok(())
-}
-
-/// The object of `show --json` and `export --format json`.
-pub fn session_json(log: &SessionLog) -> serde_json::Value {
-    json!({
-        "id": log.header.id,
-        "path": log.path.display().to_string(),
-        "title": log.title,
-        "created": log.header.created.to_rfc3339(),
-        "updated": log.updated.to_rfc3339(),
-        "provider": log.header.provider,
-        "model": log.header.model,
-        "workdir": log.header.workdir,
-        "status": log.status.as_str(),
-        "interrupted": log.interrupted,
-        "turns": log.turns,
-        "messages": log.messages,
-        "todos": log.todos,
-        "usage": log.usage,
-        "skipped_lines": log.skipped_lines,
-    })
-}
-
-fn todo_mark(status: TodoStatus) -> &'static str {
-    match status {
-        TodoStatus::Pending => "[ ]",
-        TodoStatus::InProgress => "[~]",
-        TodoStatus::Completed => "[x]",
-        TodoStatus::Cancelled => "[-]",
-    }
-}
-
-/// A code fence longer than any run of backticks in `text`.
-fn fence(text: &str) -> String {
-    let mut longest = 0;
-    let mut run = 0;
-    for c in text.chars() {
-        run = if c == '`' { run + 1 } else { 0 };
-        longest = longest.max(run);
-    }
-    "`".repeat((longest + 1).max(3))
-}
-
-/// The conversation as Markdown (`show --markdown`, `export --format markdown`).
-pub fn markdown(log: &SessionLog) -> String {
-    let mut md = String::new();
-    md.push_str(&format!("# {}\n\n", title_or_untitled(&log.title)));
-    md.push_str(&format!(
-        "- id: `{}`\n- created: {}\n- model: {} / {}\n- status: {}{}\n",
-        log.header.id,
-        log.header.created.to_rfc3339(),
-        log.header.provider,
-        log.header.model,
-        log.status.as_str(),
-        if log.interrupted {
-            " (interrupted)"
-        } else {
-            ""
-        }
-    ));
-    if log.skipped_lines > 0 {
-        md.push_str(&format!(
-            "- unreadable log lines skipped: {}\n",
-            log.skipped_lines
-        ));
-    }
-    for message in &log.messages {
-        match message {
-            Message::User { content } => {
-                md.push_str(&format!("\n## User\n\n{content}\n"));
-            }
-            Message::Assistant {
-                content,
-                tool_calls,
-                partial,
-                ..
-            } => {
-                md.push_str("\n## Assistant");
-                if *partial {
-                    md.push_str(" (cut short)");
-                }
-                md.push_str("\n\n");
-                if !content.is_empty() {
-                    md.push_str(content);
-                    md.push('\n');
-                }
-                for call in tool_calls {
-                    let args = serde_json::to_string_pretty(&call.arguments_value())
-                        .unwrap_or_else(|_| call.arguments.clone());
-                    let f = fence(&args);
-                    md.push_str(&format!(
-                        "\n**Tool call** `{}` ({})\n\n{f}json\n{args}\n{f}\n",
-                        call.name, call.id
-                    ));
-                }
-            }
-            Message::Tool {
-                tool_call_id,
-                name,
-                content,
-                is_error,
-            } => {
-                let f = fence(content);
-                md.push_str(&format!(
-                    "\n### Tool result `{name}` ({tool_call_id}){}\n\n{f}\n{content}\n{f}\n",
-                    if *is_error { " — error" } else { "" }
-                ));
-            }
-        }
-    }
-    if !log.todos.is_empty() {
-        md.push_str("\n## Todos\n\n");
-        for item in &log.todos {
-            md.push_str(&format!("- {} {}\n", todo_mark(item.status), item.content));
-        }
-    }
-    md
-}
-
-/// The default `show` output: a plain transcript.
-fn text(log: &SessionLog) -> String {
-    let mut t = format!(
-        "session {}  {}{}  {}  {} / {}\n{}\n",
-        log.header.id,
-        log.status.as_str(),
-        if log.interrupted {
-            " (interrupted)"
-        } else {
-            ""
-        },
-        log.header.created.format("%Y-%m-%d %H:%M"),
-        log.header.provider,
-        log.header.model,
-        title_or_untitled(&log.title)
-    );
-    for message in &log.messages {
-        match message {
-            Message::User { content } => {
-                t.push_str(&format!("\n> {}\n", content.replace('\n', "\n> ")))
-            }
-            Message::Assistant {
-                content,
-                tool_calls,
-                partial,
-                ..
-            } => {
-                if !content.is_empty() {
-                    t.push_str(&format!(
-                        "\n{content}{}\n",
-                        if *partial { " [cut short]" } else { "" }
-                    ));
-                }
-                for call in tool_calls {
-                    t.push_str(&format!("  [tool call] {} {}\n", call.name, call.arguments));
-                }
-            }
-            Message::Tool {
-                name,
-                content,
-                is_error,
-                ..
-            } => {
-                let short: String = content.chars().take(200).collect();
-                let more = if content.chars().count() > 200 {
-                    "…"
-                } else {
-                    ""
-                };
-                t.push_str(&format!(
-                    "  [{}] {name}: {}{more}\n",
-                    if *is_error {
-                        "tool error"
-                    } else {
-                        "tool result"
-                    },
-                    short.replace('\n', " ")
-                ));
-            }
-        }
-    }
-    if !log.todos.is_empty() {
-        t.push_str("\nTodos:\n");
-        for item in &log.todos {
-            t.push_str(&format!("  {} {}\n", todo_mark(item.status), item.content));
-        }
-    }
-    t
 }

@@ -1,7 +1,7 @@
 //! The commands the UI invokes. Each one translates to engine calls and back; the logic
 //! lives in the engine modules.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -10,14 +10,13 @@ use tauri::{AppHandle, Manager, State};
 
 use super::error::{CommandError, CommandResult};
 use super::preferences::{checked_workdir, effective_settings};
-use super::state::{AppState, ChannelSink, ChannelSlot, OpenedLog, SessionSlot, lock};
+use super::sessions::find_session_path;
+use super::state::{AppState, ChannelSink, ChannelSlot, SessionSlot, lock};
 use crate::agent::{Agent, ApprovalBroker, ApprovalPolicy, Decision, SafetyOptions};
 use crate::cancel::CancellationToken;
 use crate::config::Settings;
 use crate::event::{Event, EventSink};
-use crate::history::{self, Header, Recorder, SearchHit, SessionSummary};
-use crate::message::{Message, page_start};
-use crate::todo::TodoItem;
+use crate::history::{self, Header, Recorder};
 
 #[derive(Serialize)]
 pub struct StartedTurn {
@@ -25,32 +24,6 @@ pub struct StartedTurn {
     path: String,
     /// The folder the session works in.
     workdir: String,
-}
-
-#[derive(Serialize)]
-pub struct SessionView {
-    id: String,
-    title: String,
-    created: String,
-    status: String,
-    path: String,
-    /// The folder the session works in.
-    workdir: String,
-    /// The newest messages (all of them unless `tail` was given).
-    messages: Vec<Message>,
-    /// Index of `messages[0]` in the whole conversation; earlier ones come from
-    /// `session_messages`.
-    first_index: usize,
-    total_messages: usize,
-    todos: Vec<TodoItem>,
-    skipped_lines: usize,
-}
-
-#[derive(Serialize)]
-pub struct MessagePage {
-    messages: Vec<Message>,
-    first_index: usize,
-    total_messages: usize,
 }
 
 const BUSY: &str = "a reply is still running in this session; stop it or wait for it to finish";
@@ -136,6 +109,7 @@ fn claim_slot(
     let slot = Arc::new(SessionSlot {
         id: recorder.session_id().to_string(),
         path: recorder.path().to_path_buf(),
+        recorder: recorder.clone(),
         agent: tokio::sync::Mutex::new(agent),
         running: Mutex::new(Some(token.clone())),
         approvals: Arc::new(ApprovalBroker::new()),
@@ -176,27 +150,6 @@ fn reopen_log(
             }
             other => return other,
         }
-    }
-}
-
-fn find_session_path(state: &AppState, id: &str) -> CommandResult<PathBuf> {
-    // Sessions of this run are known before the watcher has indexed them.
-    if let Some(path) = lock(&state.paths).get(id) {
-        return Ok(path.clone());
-    }
-    let indexed = match lock(&state.index).as_ref() {
-        Some(index) => index.find(id)?.map(|summary| PathBuf::from(summary.path)),
-        None => None,
-    };
-    match indexed {
-        Some(path) => Ok(path),
-        // The index may still be opening, or not have seen a log another process just wrote.
-        None => history::find_log(&history::sessions_dir(&state.data_dir), id).map_err(|_| {
-            CommandError::new(
-                "not_found",
-                format!("no session {id}: it may have been deleted from the sessions folder"),
-            )
-        }),
     }
 }
 
@@ -294,107 +247,4 @@ pub fn respond_approval(
             "that approval request is no longer waiting (the turn ended or was stopped)",
         ))
     }
-}
-
-/// Runs a query on the index off the async runtime's threads.
-async fn with_index<T: Send + 'static>(
-    state: &AppState,
-    query: impl FnOnce(&history::Index) -> Result<T, history::HistoryError> + Send + 'static,
-) -> CommandResult<Option<T>> {
-    let index = state.index.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let guard = lock(&index);
-        guard.as_ref().map(query).transpose()
-    })
-    .await??;
-    Ok(result)
-}
-
-#[tauri::command]
-pub async fn list_sessions(
-    state: State<'_, AppState>,
-    limit: usize,
-    offset: usize,
-) -> CommandResult<Vec<SessionSummary>> {
-    Ok(with_index(&state, move |index| index.list(limit, offset))
-        .await?
-        .unwrap_or_default())
-}
-
-#[tauri::command]
-pub async fn search_sessions(
-    state: State<'_, AppState>,
-    query: String,
-    limit: usize,
-) -> CommandResult<Vec<SearchHit>> {
-    Ok(with_index(&state, move |index| index.search(&query, limit))
-        .await?
-        .unwrap_or_default())
-}
-
-/// The parsed log of a session, from the one-entry cache when the file has not grown.
-async fn opened_log(state: &AppState, id: &str) -> CommandResult<Arc<history::SessionLog>> {
-    let path = find_session_path(state, id)?;
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    if let Some(opened) = lock(&state.opened).as_ref()
-        && opened.id == id
-        && opened.size == size
-    {
-        return Ok(opened.log.clone());
-    }
-    let log = Arc::new(tokio::task::spawn_blocking(move || history::read_session(&path)).await??);
-    *lock(&state.opened) = Some(OpenedLog {
-        id: id.to_string(),
-        size,
-        log: log.clone(),
-    });
-    Ok(log)
-}
-
-/// Opens a past session. With `tail`, only the newest `tail` messages come back (more if a
-/// page would otherwise start between a tool call and its results), so a long history costs
-/// the window only what it shows.
-#[tauri::command]
-pub async fn open_session(
-    state: State<'_, AppState>,
-    id: String,
-    tail: Option<usize>,
-) -> CommandResult<SessionView> {
-    let log = opened_log(&state, &id).await?;
-    let total = log.messages.len();
-    let first = tail.map_or(0, |tail| {
-        page_start(&log.messages, total.saturating_sub(tail))
-    });
-    Ok(SessionView {
-        id: log.header.id.clone(),
-        title: log.title.clone(),
-        created: log.header.created.to_rfc3339(),
-        status: log.status.as_str().to_string(),
-        path: log.path.display().to_string(),
-        workdir: log.header.workdir.clone(),
-        messages: log.messages[first..].to_vec(),
-        first_index: first,
-        total_messages: total,
-        todos: log.todos.clone(),
-        skipped_lines: log.skipped_lines,
-    })
-}
-
-/// Up to `limit` messages before `before` (an index from `open_session` or an earlier page).
-#[tauri::command]
-pub async fn session_messages(
-    state: State<'_, AppState>,
-    id: String,
-    before: usize,
-    limit: usize,
-) -> CommandResult<MessagePage> {
-    let log = opened_log(&state, &id).await?;
-    let total = log.messages.len();
-    let end = before.min(total);
-    let first = page_start(&log.messages, end.saturating_sub(limit));
-    Ok(MessagePage {
-        messages: log.messages[first..end].to_vec(),
-        first_index: first,
-        total_messages: total,
-    })
 }

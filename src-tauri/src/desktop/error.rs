@@ -49,7 +49,7 @@ impl From<crate::keystore::KeyError> for CommandError {
 
 impl From<crate::history::HistoryError> for CommandError {
     fn from(error: crate::history::HistoryError) -> Self {
-        Self::new("io", error.to_string())
+        Self::new(error.kind(), error.to_string())
     }
 }
 

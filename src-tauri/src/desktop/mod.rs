@@ -3,6 +3,7 @@
 mod commands;
 mod error;
 mod preferences;
+mod sessions;
 mod settings;
 mod state;
 
@@ -58,10 +59,23 @@ pub fn run() {
             commands::start_turn,
             commands::cancel_turn,
             commands::respond_approval,
-            commands::list_sessions,
-            commands::search_sessions,
-            commands::open_session,
-            commands::session_messages,
+            sessions::list_sessions,
+            sessions::search_sessions,
+            sessions::open_session,
+            sessions::session_messages,
+            sessions::later_messages,
+            sessions::rename_session,
+            sessions::pin_session,
+            sessions::archive_session,
+            sessions::delete_session,
+            sessions::restore_session,
+            sessions::export_session,
+            sessions::fork_session,
+            sessions::storage_stats,
+            sessions::compact_sessions,
+            sessions::cancel_compaction,
+            sessions::save_history_settings,
+            sessions::index_health,
         ]);
     let app = match builder.build(tauri::generate_context!()) {
         Ok(app) => app,
@@ -79,7 +93,9 @@ pub fn run() {
 }
 
 /// Opens (and if needed rebuilds, in the background) the history index, then watches the
-/// sessions folder so sessions written by other processes show up.
+/// sessions folder so sessions written by other processes show up; says so when it can only
+/// poll. Then keeps the history tidy: the trash emptied of what is older than 30 days, and
+/// finished sessions idle for longer than the setting compressed.
 fn open_index_in_background(app: tauri::AppHandle) {
     std::thread::spawn(move || {
         let state = app.state::<AppState>();
@@ -91,24 +107,44 @@ fn open_index_in_background(app: tauri::AppHandle) {
                 return;
             }
         }
-        let _ = app.emit("sessions-changed", serde_json::json!({ "ids": [] }));
+        sessions::announce(&app, Vec::new());
         let notify_app = app.clone();
         let progress_app = app.clone();
-        let watch = history::Watcher::start_with_progress(
+        let health_app = app.clone();
+        let mode = match std::env::var("TALARIA_WATCH").as_deref() {
+            Ok("poll") => history::WatchMode::Poll(history::watcher::POLL_INTERVAL),
+            _ => history::WatchMode::Events,
+        };
+        let watch = history::Watcher::start_with(
             &data_dir,
-            move |ids| {
-                let _ = notify_app.emit("sessions-changed", serde_json::json!({ "ids": ids }));
-            },
-            move |progress| {
-                let payload = serde_json::json!({ "done": progress.done, "total": progress.total });
-                let _ = progress_app.emit("index-progress", payload);
+            mode,
+            history::Callbacks {
+                on_change: Box::new(move |ids| sessions::announce(&notify_app, ids)),
+                on_progress: Box::new(move |progress| {
+                    let payload =
+                        serde_json::json!({ "done": progress.done, "total": progress.total });
+                    let _ = progress_app.emit("index-progress", payload);
+                }),
+                on_health: Box::new(move |health| {
+                    *lock(&health_app.state::<AppState>().index_health) = Some(health.clone());
+                    let _ = health_app.emit("index-health", health);
+                }),
             },
         );
         match watch {
             // The watcher lives as long as the app.
             Ok(watcher) => std::mem::forget(watcher),
-            Err(error) => tracing::warn!("live session updates are off: {error}"),
+            Err(error) => {
+                tracing::warn!("the session list will not follow the folder: {error}");
+                let health = history::WatchHealth::Polling {
+                    reason: error.to_string(),
+                    every_ms: 0,
+                };
+                *lock(&state.index_health) = Some(health.clone());
+                let _ = app.emit("index-health", health);
+            }
         }
+        sessions::keep_tidy(&app);
     });
 }
 

@@ -211,3 +211,22 @@ pub fn apply_key(
     }
     Ok(())
 }
+
+/// Saves history's own settings under their own key (`history`), beside the provider settings.
+pub fn save_history<R: Runtime>(
+    app: &AppHandle<R>,
+    data_dir: &Path,
+    settings: &crate::history::storage::HistorySettings,
+) -> Result<(), tauri_plugin_store::Error> {
+    let path = data_dir.join(STORE_FILE);
+    // Created 0600 before the store writes it (the store keeps an existing file's mode).
+    crate::private::create_private_file(&path, b"{}")?;
+    let store = app.store(&path)?;
+    store.set(
+        crate::history::storage::HistorySettings::KEY,
+        serde_json::to_value(settings)?,
+    );
+    store.save()?;
+    let _ = crate::private::private_file(&path);
+    Ok(())
+}

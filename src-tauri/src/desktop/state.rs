@@ -11,7 +11,7 @@ use tauri::ipc::Channel;
 use crate::agent::{Agent, ApprovalBroker};
 use crate::cancel::CancellationToken;
 use crate::event::{Event, EventSink};
-use crate::history::{Index, SessionLog};
+use crate::history::{Index, Recorder, WatchHealth};
 use crate::keystore::KeyStorage;
 
 pub use crate::sync::lock;
@@ -54,6 +54,9 @@ pub struct Parked {
 pub struct SessionSlot {
     pub id: String,
     pub path: PathBuf,
+    /// The session's log writer (the agent holds it too): records about the session (a
+    /// rename) go through it while a turn runs, as the log has one writer.
+    pub recorder: Recorder,
     pub agent: tokio::sync::Mutex<Agent>,
     pub running: Mutex<Option<CancellationToken>>,
     pub approvals: Arc<ApprovalBroker>,
@@ -71,19 +74,14 @@ pub struct AppState {
     pub parked: Mutex<HashMap<String, Parked>>,
     /// Log paths of the sessions started or continued in this run.
     pub paths: Mutex<HashMap<String, PathBuf>>,
-    /// The session log opened last, so paging back through it does not re-read the file.
-    pub opened: Mutex<Option<OpenedLog>>,
     /// Where API keys are kept, probed once (in the background at start-up).
     pub key_storage: OnceLock<KeyStorage>,
     /// Keys read from the keyring, by provider (None: none saved).
     pub keys: Mutex<HashMap<String, Option<String>>>,
-}
-
-/// A parsed session log and the file size it was read at (a grown file is read again).
-pub struct OpenedLog {
-    pub id: String,
-    pub size: u64,
-    pub log: Arc<SessionLog>,
+    /// How the session list follows the folder, as the watcher last reported it.
+    pub index_health: Mutex<Option<WatchHealth>>,
+    /// The compression of finished sessions running now, to cancel it.
+    pub compaction: Mutex<Option<CancellationToken>>,
 }
 
 impl AppState {
@@ -93,7 +91,8 @@ impl AppState {
             sessions: Mutex::new(HashMap::new()),
             index: Arc::new(Mutex::new(None)),
             settings_warning: Mutex::new(None),
-            opened: Mutex::new(None),
+            index_health: Mutex::new(None),
+            compaction: Mutex::new(None),
             paths: Mutex::new(HashMap::new()),
             parked: Mutex::new(HashMap::new()),
             key_storage: OnceLock::new(),

@@ -42,6 +42,39 @@ pub enum HistoryError {
 }
 
 impl HistoryError {
+    /// The kind the desktop reports as `{kind, message}`: each failure under its own name, so
+    /// the UI can say what to do (a busy session is not a disk problem).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HistoryError::Io { .. }
+            | HistoryError::WriterGone(_)
+            | HistoryError::FlushTimeout { .. } => "io",
+            HistoryError::NotASession { .. } => "corrupt",
+            HistoryError::Index { .. } => "index",
+            HistoryError::InUse(_) => "busy",
+            HistoryError::NotFound(_) => "not_found",
+            HistoryError::Ambiguous(_) => "ambiguous",
+            HistoryError::Watch { .. } => "watch",
+        }
+    }
+
+    /// The kind in `exec`'s terms (CONTRACTS.md): naming a session that is not there is a
+    /// usage error; everything else is a storage failure.
+    pub fn error_kind(&self) -> crate::event::ErrorKind {
+        match self {
+            HistoryError::NotFound(_) | HistoryError::Ambiguous(_) => {
+                crate::event::ErrorKind::Config
+            }
+            HistoryError::Io { .. }
+            | HistoryError::WriterGone(_)
+            | HistoryError::FlushTimeout { .. }
+            | HistoryError::NotASession { .. }
+            | HistoryError::Index { .. }
+            | HistoryError::InUse(_)
+            | HistoryError::Watch { .. } => crate::event::ErrorKind::Io,
+        }
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,
@@ -52,5 +85,29 @@ impl HistoryError {
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::ErrorKind;
+
+    #[test]
+    fn each_failure_keeps_its_own_kind() {
+        let busy = HistoryError::InUse(PathBuf::from("a.jsonl"));
+        assert_eq!((busy.kind(), busy.error_kind()), ("busy", ErrorKind::Io));
+        let missing = HistoryError::NotFound("abc".into());
+        assert_eq!(
+            (missing.kind(), missing.error_kind()),
+            ("not_found", ErrorKind::Config)
+        );
+        let broken = HistoryError::NotASession {
+            path: PathBuf::from("a.jsonl"),
+            reason: "no header".into(),
+        };
+        assert_eq!(broken.kind(), "corrupt");
+        let disk = HistoryError::io("write", "a.jsonl", std::io::Error::other("full"));
+        assert_eq!((disk.kind(), disk.error_kind()), ("io", ErrorKind::Io));
     }
 }

@@ -1,9 +1,8 @@
-//! Reading logs back. Unreadable lines (a torn last line after a crash, garbage) are skipped
-//! and counted; only a missing file or a missing header fails.
+//! Reading logs back, plain or compressed. Unreadable lines (a torn last line after a crash,
+//! garbage) are skipped and counted; only a missing file or a missing header fails.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -11,8 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Usage;
 use crate::history::error::HistoryError;
+use crate::history::layout::{current_file, file_id, plain_path};
+use crate::history::lock::writer_alive;
 use crate::history::record::{Header, Line, Record, parse_line};
 use crate::history::scan::ScanState;
+use crate::history::source::LogSource;
 use crate::message::Message;
 use crate::todo::TodoItem;
 
@@ -23,6 +25,9 @@ pub enum SessionStatus {
     Done,
     Cancelled,
     Error,
+    /// A turn that never ended and whose writer is gone (its process died, or the disk filled
+    /// before the turn's end was written).
+    Interrupted,
 }
 
 impl SessionStatus {
@@ -32,6 +37,7 @@ impl SessionStatus {
             SessionStatus::Done => "done",
             SessionStatus::Cancelled => "cancelled",
             SessionStatus::Error => "error",
+            SessionStatus::Interrupted => "interrupted",
         }
     }
 
@@ -41,8 +47,22 @@ impl SessionStatus {
             "done" => Some(SessionStatus::Done),
             "cancelled" => Some(SessionStatus::Cancelled),
             "error" => Some(SessionStatus::Error),
+            "interrupted" => Some(SessionStatus::Interrupted),
             _ => None,
         }
+    }
+}
+
+/// The status to show for a log whose records say `status`: a turn without its end is
+/// `running` only while a writer holds the log's lock; otherwise it was interrupted.
+pub fn honest_status(status: SessionStatus, log: &Path) -> SessionStatus {
+    match status {
+        SessionStatus::Running if !writer_alive(&plain_path(log)) => SessionStatus::Interrupted,
+        SessionStatus::Running
+        | SessionStatus::Done
+        | SessionStatus::Cancelled
+        | SessionStatus::Error
+        | SessionStatus::Interrupted => status,
     }
 }
 
@@ -50,11 +70,13 @@ impl SessionStatus {
 #[derive(Clone, Debug)]
 pub struct SessionLog {
     pub header: Header,
+    /// The file read (plain or compressed).
     pub path: PathBuf,
     pub messages: Vec<Message>,
     /// The latest todo list that pairs with a real `todo` tool call.
     pub todos: Vec<TodoItem>,
-    /// From the last turn end; `running` while a turn has no end (see `interrupted`).
+    /// From the last turn end; `running` while a turn has no end and its writer lives,
+    /// `interrupted` when the writer is gone.
     pub status: SessionStatus,
     /// Highest turn number recorded.
     pub turns: u64,
@@ -62,68 +84,125 @@ pub struct SessionLog {
     /// was marked interrupted on resume.
     pub interrupted: bool,
     pub skipped_lines: usize,
+    /// The title shown: the user's, else the first line of the first message.
     pub title: String,
+    pub pinned: bool,
+    pub archived: bool,
     pub updated: DateTime<Utc>,
     /// Sum of the usage records.
     pub usage: Option<Usage>,
 }
 
-fn open(path: &Path) -> Result<File, HistoryError> {
-    File::open(path).map_err(|e| HistoryError::io("open the session log", path, e))
+/// Opens the log named by `path` (either form: the file that exists now is read).
+pub fn open_log(path: &Path) -> Result<LogSource, HistoryError> {
+    match current_file(path) {
+        Some(file) => LogSource::open(&file),
+        None => LogSource::open(path),
+    }
 }
 
-/// Reads a whole log.
+/// Reads a whole log, a chunk at a time: memory is the conversation, not the file as well.
 pub fn read_session(path: &Path) -> Result<SessionLog, HistoryError> {
-    let mut bytes = Vec::new();
-    open(path)?
-        .read_to_end(&mut bytes)
-        .map_err(|e| HistoryError::io("read the session log", path, e))?;
-    let mut scan = ScanState::default();
     let mut messages = Vec::new();
-    let mut first = true;
-    let mut bad_header = false;
-    let mut first_ts = None;
-    scan.feed_bytes(&bytes, 0, true, |record| {
-        if first {
-            first = false;
-            bad_header = !matches!(record, Record::Session(_));
-            first_ts = Some(record.ts());
-        }
+    let (scan, source_path) = scan_log(path, |record| {
         if let Record::Message { message, .. } = record {
             messages.push(message);
         }
-    });
-    let header = match (&scan.header, bad_header) {
-        (Some(header), false) => header.clone(),
-        (Some(_), true) | (None, _) => {
-            // A damaged line 1 with readable records after it: keep the conversation.
-            match (first, recovered_header(path, first_ts)) {
-                (false, Some(header)) => {
-                    scan.header = Some(header.clone());
-                    header
-                }
-                (true, _) | (false, None) => {
-                    return Err(HistoryError::NotASession {
-                        path: path.to_path_buf(),
-                        reason: "it has no session header on its first line".into(),
-                    });
-                }
-            }
+    })?;
+    session_log(scan, source_path, messages)
+}
+
+/// One pass over a whole log: the derived values, and each record to `keep`. Returns the
+/// state and the file read.
+pub fn scan_log(
+    path: &Path,
+    mut keep: impl FnMut(Record),
+) -> Result<(ScanState, PathBuf), HistoryError> {
+    let mut source = open_log(path)?;
+    let mut scan = ScanState::default();
+    source.lines_from(0, true, |start, line| {
+        if let Some(record) = scan.feed(line, start) {
+            keep(record);
         }
-    };
+        true
+    })?;
+    Ok((scan, source.path().to_path_buf()))
+}
+
+/// The `SessionLog` of a finished scan.
+fn session_log(
+    mut scan: ScanState,
+    path: PathBuf,
+    messages: Vec<Message>,
+) -> Result<SessionLog, HistoryError> {
+    let header = scan
+        .resolved_header(&path)
+        .ok_or_else(|| HistoryError::NotASession {
+            path: path.clone(),
+            reason: "it has no session header on its first line".into(),
+        })?;
     Ok(SessionLog {
-        status: scan.status(),
+        status: honest_status(scan.status(), &path),
         interrupted: scan.interrupted(),
         updated: scan.updated.unwrap_or(header.created),
+        title: scan.shown_title().to_string(),
+        pinned: scan.pinned,
+        archived: scan.archived,
         header,
-        path: path.to_path_buf(),
+        path,
         messages,
         todos: scan.todos.take().unwrap_or_default(),
         turns: scan.turns,
         skipped_lines: usize::try_from(scan.skipped_lines).unwrap_or(usize::MAX),
-        title: scan.title,
         usage: scan.usage,
     })
+}
+
+/// The messages numbered `range` (0 is the first message of the session), reading from byte
+/// `offset`, where message number `first_index` starts (an offset the index keeps). Only the
+/// lines from `offset` to the end of the range are read.
+pub fn read_messages(
+    path: &Path,
+    offset: u64,
+    first_index: u64,
+    range: Range<u64>,
+) -> Result<Vec<Message>, HistoryError> {
+    let mut messages = Vec::new();
+    for_each_message(path, offset, first_index, range, |_, message| {
+        messages.push(message);
+        true
+    })?;
+    Ok(messages)
+}
+
+/// Calls `each` with the number and the content of every message in `range`, read one line at
+/// a time from byte `offset` (where message number `first_index` starts); `each` returns false
+/// to stop.
+pub fn for_each_message(
+    path: &Path,
+    offset: u64,
+    first_index: u64,
+    range: Range<u64>,
+    mut each: impl FnMut(u64, Message) -> bool,
+) -> Result<(), HistoryError> {
+    if range.is_empty() {
+        return Ok(());
+    }
+    let mut source = open_log(path)?;
+    let mut index = first_index;
+    source.lines_from(offset, true, |_, line| {
+        if let Line::Record(record) = parse_line(line)
+            && let Record::Message { message, .. } = *record
+        {
+            let at = index;
+            index += 1;
+            if range.contains(&at) && !each(at, message) {
+                return false;
+            }
+        }
+        index < range.end
+    })?;
+    Ok(())
 }
 
 /// A stand-in header for a log whose line 1 is damaged (torn, garbage) or missing, when its
@@ -131,8 +210,7 @@ pub fn read_session(path: &Path) -> Result<SessionLog, HistoryError> {
 /// time (else the first record's), and provider, model and workdir are unknown (empty).
 /// None when the name is not a UUID (then it is not a Talaria log).
 pub fn recovered_header(path: &Path, first_ts: Option<DateTime<Utc>>) -> Option<Header> {
-    let stem = path.file_stem()?.to_str()?;
-    let id = uuid::Uuid::parse_str(stem).ok()?;
+    let id = uuid::Uuid::parse_str(&file_id(path)?).ok()?;
     let from_id = id.get_timestamp().and_then(|ts| {
         let (secs, nanos) = ts.to_unix();
         DateTime::<Utc>::from_timestamp(i64::try_from(secs).ok()?, nanos)
@@ -144,6 +222,7 @@ pub fn recovered_header(path: &Path, first_ts: Option<DateTime<Utc>>) -> Option<
         model: String::new(),
         workdir: String::new(),
         version: crate::history::record::FORMAT_VERSION,
+        forked_from: None,
     })
 }
 
@@ -155,10 +234,8 @@ const BLOCK: u64 = 64 * 1024;
 /// when a `todo` tool result with its id follows it, or an assistant message that made a
 /// `todo` call with its id precedes it. No snapshot: an empty list.
 pub fn latest_todos(path: &Path) -> Result<Vec<TodoItem>, HistoryError> {
-    let mut file = open(path)?;
-    let len = file
-        .seek(SeekFrom::End(0))
-        .map_err(|e| HistoryError::io("read the session log", path, e))?;
+    let mut source = open_log(path)?;
+    let len = source.len();
     let mut search = BackwardSearch::default();
     let mut pos = len;
     // Bytes of a line that started before `pos` and whose beginning is not read yet.
@@ -167,9 +244,7 @@ pub fn latest_todos(path: &Path) -> Result<Vec<TodoItem>, HistoryError> {
         let start = pos.saturating_sub(BLOCK);
         let size = usize::try_from(pos - start).unwrap_or(0);
         let mut block = vec![0u8; size];
-        file.seek(SeekFrom::Start(start))
-            .and_then(|_| file.read_exact(&mut block))
-            .map_err(|e| HistoryError::io("read the session log", path, e))?;
+        source.read_exact_at(start, &mut block)?;
         block.extend_from_slice(&carry);
         // Unless at the start of the file, the bytes before the first newline belong to a
         // line that began in an earlier block.
@@ -258,7 +333,10 @@ impl BackwardSearch {
             | Record::Session(_)
             | Record::TurnStart { .. }
             | Record::TurnEnd { .. }
-            | Record::Usage { .. } => None,
+            | Record::Usage { .. }
+            | Record::Title { .. }
+            | Record::Pin { .. }
+            | Record::Archive { .. } => None,
         }
     }
 
@@ -271,24 +349,12 @@ impl BackwardSearch {
 /// The todo list of the snapshot that starts at byte `offset` (kept by the index), without
 /// reading anything else. None when no todo snapshot starts there (the file changed).
 pub fn read_todo_at(path: &Path, offset: u64) -> Result<Option<Vec<TodoItem>>, HistoryError> {
-    let mut file = open(path)?;
-    file.seek(SeekFrom::Start(offset))
-        .map_err(|e| HistoryError::io("read the session log", path, e))?;
+    let mut source = open_log(path)?;
     let mut line = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = file
-            .read(&mut chunk)
-            .map_err(|e| HistoryError::io("read the session log", path, e))?;
-        if n == 0 {
-            break;
-        }
-        if let Some(i) = chunk[..n].iter().position(|b| *b == b'\n') {
-            line.extend_from_slice(&chunk[..i]);
-            break;
-        }
-        line.extend_from_slice(&chunk[..n]);
-    }
+    source.lines_from(offset, true, |_, bytes| {
+        line = bytes.to_vec();
+        false
+    })?;
     match parse_line(&line) {
         Line::Record(record) => match *record {
             Record::Todo { todos, .. } => Ok(Some(todos)),
@@ -296,7 +362,10 @@ pub fn read_todo_at(path: &Path, offset: u64) -> Result<Option<Vec<TodoItem>>, H
             | Record::Message { .. }
             | Record::TurnStart { .. }
             | Record::TurnEnd { .. }
-            | Record::Usage { .. } => Ok(None),
+            | Record::Usage { .. }
+            | Record::Title { .. }
+            | Record::Pin { .. }
+            | Record::Archive { .. } => Ok(None),
         },
         Line::Unknown | Line::Blank | Line::Unreadable => Ok(None),
     }

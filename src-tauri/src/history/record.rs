@@ -21,6 +21,17 @@ pub struct Header {
     pub model: String,
     pub workdir: String,
     pub version: u32,
+    /// Set when this session is a fork: where its copied history came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forked_from: Option<ForkOrigin>,
+}
+
+/// The session and message a fork started from: the fork holds a copy of the messages before
+/// `message_index` of session `id`, and went on from there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForkOrigin {
+    pub id: String,
+    pub message_index: u64,
 }
 
 impl Header {
@@ -37,6 +48,7 @@ impl Header {
             model: model.into(),
             workdir: workdir.into(),
             version: FORMAT_VERSION,
+            forked_from: None,
         }
     }
 }
@@ -87,6 +99,22 @@ pub enum Record {
         ts: DateTime<Utc>,
         usage: Usage,
     },
+    /// The user renamed the session; an empty title goes back to the one taken from the first
+    /// message.
+    Title {
+        ts: DateTime<Utc>,
+        title: String,
+    },
+    /// Pinned sessions stay at the top of the list.
+    Pin {
+        ts: DateTime<Utc>,
+        pinned: bool,
+    },
+    /// Archived sessions are hidden from the list unless asked for.
+    Archive {
+        ts: DateTime<Utc>,
+        archived: bool,
+    },
 }
 
 impl Record {
@@ -128,6 +156,41 @@ impl Record {
         }
     }
 
+    pub fn title(title: impl Into<String>) -> Record {
+        Record::Title {
+            ts: Utc::now(),
+            title: title.into(),
+        }
+    }
+
+    pub fn pin(pinned: bool) -> Record {
+        Record::Pin {
+            ts: Utc::now(),
+            pinned,
+        }
+    }
+
+    pub fn archive(archived: bool) -> Record {
+        Record::Archive {
+            ts: Utc::now(),
+            archived,
+        }
+    }
+
+    /// Records about the session (its title, pin, archive state) rather than its
+    /// conversation: they do not count as activity.
+    pub fn is_metadata(&self) -> bool {
+        match self {
+            Record::Title { .. } | Record::Pin { .. } | Record::Archive { .. } => true,
+            Record::Session(_)
+            | Record::Message { .. }
+            | Record::Todo { .. }
+            | Record::TurnStart { .. }
+            | Record::TurnEnd { .. }
+            | Record::Usage { .. } => false,
+        }
+    }
+
     /// When the record was made (the header's `created`).
     pub fn ts(&self) -> DateTime<Utc> {
         match self {
@@ -136,7 +199,10 @@ impl Record {
             | Record::Todo { ts, .. }
             | Record::TurnStart { ts, .. }
             | Record::TurnEnd { ts, .. }
-            | Record::Usage { ts, .. } => *ts,
+            | Record::Usage { ts, .. }
+            | Record::Title { ts, .. }
+            | Record::Pin { ts, .. }
+            | Record::Archive { ts, .. } => *ts,
         }
     }
 
@@ -160,13 +226,16 @@ pub enum Line {
     Unreadable,
 }
 
-const KNOWN_TYPES: [&str; 6] = [
+const KNOWN_TYPES: [&str; 9] = [
     "session",
     "message",
     "todo",
     "turn_start",
     "turn_end",
     "usage",
+    "title",
+    "pin",
+    "archive",
 ];
 
 /// Parses one line (without its newline).

@@ -162,18 +162,13 @@ impl Recorder {
     }
 
     /// Opens an existing log to append to it (resume). A torn last line left by a crash stays
-    /// alone on its line: the next write starts with a newline.
+    /// alone on its line: the next write starts with a newline. A compressed log is made plain
+    /// again first (atomically; see `compress`), and its compressed copy removed once this
+    /// writer holds the log.
     pub fn reopen(path: &Path, errors: Arc<dyn EventSink>) -> Result<Recorder, HistoryError> {
-        let (header, header_line) = read_header(path)?;
-        let (sink, torn) = FileSink::open_append(path, Some(header_line)).map_err(|e| {
-            if crate::history::sink::is_locked(&e) {
-                HistoryError::InUse(path.to_path_buf())
-            } else {
-                HistoryError::io("open the session log", path, e)
-            }
-        })?;
+        let (plain, header, sink, torn) = open_for_append(path)?;
         Ok(Recorder::with_sink(
-            path.to_path_buf(),
+            plain,
             header.id,
             Box::new(sink),
             torn,
@@ -292,6 +287,29 @@ impl Recorder {
     }
 }
 
+/// The plain log of `path` (either form), opened for appending under its writer's lock:
+/// its path, header, sink, and whether it ends in a torn line. A compaction that switches the
+/// log between finding and locking it is waited out (the plain form is made again).
+pub fn open_for_append(path: &Path) -> Result<(PathBuf, Header, FileSink, bool), HistoryError> {
+    let mut tries = 0;
+    loop {
+        let plain = crate::history::compress::ensure_plain(path)?;
+        let (header, header_line) = read_header(&plain)?;
+        match FileSink::open_append(&plain, Some(header_line)) {
+            Ok((sink, torn)) => {
+                // This writer holds the log now: a compressed copy is out of date.
+                crate::history::compress::drop_compressed(&plain)?;
+                return Ok((plain, header, sink, torn));
+            }
+            Err(e) if crate::history::lock::is_locked(&e) => {
+                return Err(HistoryError::InUse(plain));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 3 => tries += 1,
+            Err(e) => return Err(HistoryError::io("open the session log", &plain, e)),
+        }
+    }
+}
+
 /// Line 1 of a log: its header, parsed, and its bytes (to recreate a removed file).
 fn read_header(path: &Path) -> Result<(Header, Vec<u8>), HistoryError> {
     let file =
@@ -314,7 +332,10 @@ fn read_header(path: &Path) -> Result<(Header, Vec<u8>), HistoryError> {
             | Record::Todo { .. }
             | Record::TurnStart { .. }
             | Record::TurnEnd { .. }
-            | Record::Usage { .. } => recovered(path),
+            | Record::Usage { .. }
+            | Record::Title { .. }
+            | Record::Pin { .. }
+            | Record::Archive { .. } => recovered(path),
         },
         Line::Unknown | Line::Blank | Line::Unreadable => recovered(path),
     }
@@ -421,7 +442,10 @@ impl Writer {
                     Record::Session(_)
                     | Record::Message { .. }
                     | Record::Todo { .. }
-                    | Record::Usage { .. } => {}
+                    | Record::Usage { .. }
+                    | Record::Title { .. }
+                    | Record::Pin { .. }
+                    | Record::Archive { .. } => {}
                 }
                 match record.to_line() {
                     Ok(line) => self.pending.extend_from_slice(line.as_bytes()),

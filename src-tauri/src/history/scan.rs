@@ -14,11 +14,6 @@ use crate::todo::TodoItem;
 pub const TITLE_CHARS: usize = 80;
 /// How many recent `todo` call ids are remembered to pair snapshots with.
 const RECENT_TODO_CALLS: usize = 64;
-/// Full-text search keeps at most this much of one message's text (bytes)...
-pub const BODY_PER_MESSAGE: usize = 32 * 1024;
-/// ...and at most this much text per session, so a huge session (a pasted log, a model that
-/// echoes files) costs the index a bounded amount. Tool results are never indexed.
-pub const BODY_PER_SESSION: u64 = 1024 * 1024;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ScanState {
@@ -26,7 +21,15 @@ pub struct ScanState {
     /// Bytes consumed: the end of the last complete line.
     pub offset: u64,
     pub message_count: u64,
+    /// The title taken from the first user message.
     pub title: String,
+    /// The title the user gave (a `title` record); empty: none.
+    #[serde(default)]
+    pub custom_title: String,
+    #[serde(default)]
+    pub pinned: bool,
+    #[serde(default)]
+    pub archived: bool,
     pub turns: u64,
     pub open_turn: Option<u64>,
     pub last_status: Option<TurnStatus>,
@@ -45,19 +48,15 @@ pub struct ScanState {
     pub todos: Option<Vec<TodoItem>>,
     #[serde(skip)]
     pending_todos: Option<Vec<TodoItem>>,
-    /// Bytes of text given to full-text search so far (all passes), against
-    /// `BODY_PER_SESSION`.
+    /// The first readable record: was it the header, and when was it made. A log whose line 1
+    /// is damaged is still read under a header made from its file name.
     #[serde(default)]
-    pub body_indexed: u64,
-    /// User and assistant text seen in this pass, for full-text search.
-    #[serde(skip)]
-    pub body: String,
-    /// Collect `body` (the index does, the reader does not).
-    #[serde(skip)]
-    pub collect_body: bool,
+    pub first: Option<(bool, DateTime<Utc>)>,
 }
 
 impl ScanState {
+    /// The status the log shows: `running` while a turn has no end (whether its writer still
+    /// lives is for `honest_status` to say).
     pub fn status(&self) -> SessionStatus {
         if self.open_turn.is_some() {
             return SessionStatus::Running;
@@ -65,7 +64,8 @@ impl ScanState {
         match self.last_status {
             None | Some(TurnStatus::Done) => SessionStatus::Done,
             Some(TurnStatus::Cancelled) => SessionStatus::Cancelled,
-            Some(TurnStatus::Error | TurnStatus::Interrupted) => SessionStatus::Error,
+            Some(TurnStatus::Error) => SessionStatus::Error,
+            Some(TurnStatus::Interrupted) => SessionStatus::Interrupted,
         }
     }
 
@@ -73,6 +73,15 @@ impl ScanState {
     /// turn was marked interrupted on resume.
     pub fn interrupted(&self) -> bool {
         self.open_turn.is_some() || self.last_status == Some(TurnStatus::Interrupted)
+    }
+
+    /// The title to show: the user's, else the one from the first message.
+    pub fn shown_title(&self) -> &str {
+        if self.custom_title.is_empty() {
+            &self.title
+        } else {
+            &self.custom_title
+        }
     }
 
     /// Takes one complete line (no newline) that starts at byte `start`. Returns the record
@@ -92,7 +101,21 @@ impl ScanState {
         }
     }
 
+    /// The session's header: line 1's, or one made from the file name when line 1 is damaged
+    /// and records follow. None when the file holds no readable record or its name is not a
+    /// session id (then it is not a Talaria log).
+    pub fn resolved_header(&self, path: &std::path::Path) -> Option<Header> {
+        match (&self.header, self.first) {
+            (Some(header), Some((true, _))) => Some(header.clone()),
+            (_, Some((_, ts))) => crate::history::reader::recovered_header(path, Some(ts)),
+            (_, None) => None,
+        }
+    }
+
     fn apply(&mut self, record: &Record, start: u64) {
+        if self.first.is_none() {
+            self.first = Some((matches!(record, Record::Session(_)), record.ts()));
+        }
         match record {
             Record::Session(header) => {
                 if self.header.is_none() {
@@ -108,14 +131,8 @@ impl ScanState {
                         if self.title.is_empty() {
                             self.title = make_title(content);
                         }
-                        self.add_body(content);
                     }
-                    Message::Assistant {
-                        content,
-                        tool_calls,
-                        ..
-                    } => {
-                        self.add_body(content);
+                    Message::Assistant { tool_calls, .. } => {
                         for call in tool_calls.iter().filter(|c| c.name == "todo") {
                             self.todo_calls.push(call.id.clone());
                         }
@@ -169,28 +186,18 @@ impl ScanState {
                     *total.cache_read_tokens.get_or_insert(0) += cached;
                 }
             }
+            Record::Title { title, .. } => self.custom_title = make_title(title),
+            Record::Pin { pinned, .. } => self.pinned = *pinned,
+            Record::Archive { archived, .. } => self.archived = *archived,
+        }
+        // Renaming or pinning a session is not activity: the list order stays.
+        if record.is_metadata() {
+            return;
         }
         let ts = record.ts();
         if self.updated.is_none_or(|u| ts > u) {
             self.updated = Some(ts);
         }
-    }
-
-    fn add_body(&mut self, text: &str) {
-        if !self.collect_body || text.is_empty() {
-            return;
-        }
-        let left = BODY_PER_SESSION.saturating_sub(self.body_indexed);
-        let room = usize::try_from(left).unwrap_or(usize::MAX);
-        let text = truncate_at_char(text, BODY_PER_MESSAGE.min(room.saturating_sub(1)));
-        if text.is_empty() {
-            return;
-        }
-        if !self.body.is_empty() {
-            self.body.push('\n');
-        }
-        self.body.push_str(text);
-        self.body_indexed += text.len() as u64 + 1;
     }
 
     /// Feeds every complete line of `bytes`, which start at byte `base` of the file. A last
@@ -228,16 +235,4 @@ pub fn make_title(content: &str) -> String {
     let mut title: String = line.chars().take(TITLE_CHARS - 1).collect();
     title.push('…');
     title
-}
-
-/// The longest prefix of `text` that is at most `max` bytes and ends on a char boundary.
-fn truncate_at_char(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }

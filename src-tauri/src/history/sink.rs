@@ -1,9 +1,12 @@
 //! Where the writer thread puts bytes: the log file, or (in tests) anything that behaves like
 //! one, so disk-full, slow disks and write counts can be exercised without a real fault.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+
+use crate::history::durable::{create_dirs_synced, sync_parent};
+use crate::history::lock::{lock_exclusive, open_locked, same_file};
 
 /// A write that failed after `written` bytes of the buffer had reached the file.
 #[derive(Debug)]
@@ -35,10 +38,9 @@ impl FileSink {
     /// file's name in its folder, and any date folder made for it), so a power cut right after
     /// this returns cannot lose the file itself.
     pub fn create(path: &Path, header_line: &[u8]) -> io::Result<FileSink> {
-        let created_dirs = match path.parent() {
-            Some(parent) => create_dirs(parent)?,
-            None => Vec::new(),
-        };
+        if let Some(parent) = path.parent() {
+            create_dirs_synced(parent)?;
+        }
         let mut file = crate::private::private_options()
             .append(true)
             .create_new(true)
@@ -46,15 +48,7 @@ impl FileSink {
         lock_exclusive(&file)?;
         file.write_all(header_line)?;
         file.sync_data()?;
-        if let Some(parent) = path.parent() {
-            sync_dir(parent)?;
-        }
-        // Innermost first: each new folder's entry lives in its parent.
-        for dir in created_dirs.iter().rev() {
-            if let Some(parent) = dir.parent() {
-                sync_dir(parent)?;
-            }
-        }
+        sync_parent(path)?;
         Ok(FileSink {
             path: path.to_path_buf(),
             file: Some(file),
@@ -65,8 +59,7 @@ impl FileSink {
     /// Opens an existing log for appending. Returns whether the file ends in the middle of a
     /// line (a torn write from a crash), so the next write starts on a fresh line.
     pub fn open_append(path: &Path, header_line: Option<Vec<u8>>) -> io::Result<(FileSink, bool)> {
-        let mut file = OpenOptions::new().read(true).append(true).open(path)?;
-        lock_exclusive(&file)?;
+        let mut file = open_locked(path)?;
         let len = file.seek(SeekFrom::End(0))?;
         let mut torn = false;
         if len > 0 {
@@ -109,66 +102,6 @@ impl FileSink {
             .as_mut()
             .ok_or_else(|| io::Error::other("log file is not open"))
     }
-}
-
-/// `create_dir_all`, returning the folders it had to make (outermost first).
-/// One writer per session log, across processes: two writers would interleave their turns in
-/// one conversation. The lock goes with the open file and ends when the writer closes it (or
-/// its process dies, so a crashed writer never blocks a resume).
-fn lock_exclusive(file: &File) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a descriptor we own for the duration of the call.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// True when opening failed because another writer holds the session's lock.
-pub fn is_locked(error: &io::Error) -> bool {
-    error.kind() == io::ErrorKind::WouldBlock
-}
-
-fn create_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut missing = Vec::new();
-    let mut at = Some(dir);
-    while let Some(d) = at {
-        if d.as_os_str().is_empty() || d.is_dir() {
-            break;
-        }
-        missing.push(d.to_path_buf());
-        at = d.parent();
-    }
-    missing.reverse();
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-        .create(dir)?;
-    Ok(missing)
-}
-
-/// Makes a folder's entries durable (`fsync` on the folder). Where folders cannot be opened
-/// for that (not Unix), the file system's own ordering has to do.
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
-}
-
-#[cfg(unix)]
-fn same_file(file: &File, on_disk: &std::fs::Metadata) -> io::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let open = file.metadata()?;
-    Ok(open.dev() == on_disk.dev() && open.ino() == on_disk.ino())
-}
-
-#[cfg(not(unix))]
-fn same_file(_file: &File, _on_disk: &std::fs::Metadata) -> io::Result<bool> {
-    Ok(true)
 }
 
 impl LogFile for FileSink {

@@ -32,7 +32,7 @@ export interface Usage {
 /** What arrives on the turn's Channel: Rust `Event`, serde tag "type", snake_case. */
 export type Event =
   | { type: "session"; id: string; path: string }
-  | { type: "turn_started"; turn: number }
+  | { type: "turn_started"; turn: number; message_index?: number }
   | { type: "token"; text: string }
   | { type: "reasoning"; text: string }
   | { type: "tool_call"; id: string; name: string; arguments: unknown }
@@ -134,7 +134,13 @@ export interface LocalServer {
   models: string[];
 }
 
-export type SessionStatus = "running" | "done" | "cancelled" | "error";
+export type SessionStatus = "running" | "done" | "cancelled" | "error" | "interrupted";
+
+/** Where a fork came from: the session and the message it was cut at. */
+export interface ForkOrigin {
+  id: string;
+  message_index: number;
+}
 
 export interface SessionSummary {
   id: string;
@@ -144,13 +150,22 @@ export interface SessionSummary {
   updated: string;
   status: SessionStatus | string;
   message_count: number;
+  pinned?: boolean;
+  archived?: boolean;
+  forked_from?: ForkOrigin | null;
+  compressed?: boolean;
 }
 
 export interface SearchHit {
   id: string;
   title: string;
+  /** Plain text around the best match. */
   snippet: string;
+  /** The matched words: [start, end) in characters (code points) of `snippet`. */
+  highlights?: [number, number][];
   score: number;
+  /** The message the snippet comes from: opening the hit shows it. */
+  message_index?: number;
 }
 
 export interface StoredToolCall {
@@ -185,6 +200,10 @@ export interface SessionDetail {
   total_messages: number;
   todos: TodoItem[];
   skipped_lines: number;
+  pinned?: boolean;
+  archived?: boolean;
+  /** Set for a fork: the session it came from (its title, whether it still exists). */
+  forked_from?: (ForkOrigin & { title: string; exists: boolean }) | null;
 }
 
 /** A page of earlier messages; it never starts with a tool result, so its tool calls pair up within it. */
@@ -262,15 +281,107 @@ export const checkWorkdir = (path: string) => call<string>("check_workdir", { pa
 
 export const detectLocalServers = () => call<LocalServer[]>("detect_local_servers");
 
-export const listSessions = (limit: number, offset: number) =>
-  call<SessionSummary[]>("list_sessions", { limit, offset });
+/** Which sessions the list shows: the active ones (pinned first), or the archived ones. */
+export type ListFilter = "active" | "archived";
+
+export const listSessions = (limit: number, offset: number, filter: ListFilter = "active") =>
+  call<SessionSummary[]>("list_sessions", { limit, offset, filter });
 
 export const searchSessions = (query: string, limit: number) =>
   call<SearchHit[]>("search_sessions", { query, limit });
 
-/** Opens a past session; with `tail`, only its newest `tail` messages (a few more so tool results keep their call). */
-export const openSession = (id: string, tail: number | null = null) =>
-  call<SessionDetail>("open_session", { id, tail });
+/**
+ * Opens a past session; with `tail`, only its newest `tail` messages (a few more so tool results keep their call);
+ * with `around`, the messages around that one (a search hit), later ones then come from `laterMessages`.
+ */
+export const openSession = (id: string, tail: number | null = null, around: number | null = null) =>
+  call<SessionDetail>("open_session", { id, tail, around });
+
+/** Up to `limit` messages from index `from` on. */
+export const laterMessages = (id: string, from: number, limit: number) =>
+  call<MessagePage>("later_messages", { id, from, limit });
+
+export const renameSession = (id: string, title: string) => call<void>("rename_session", { id, title });
+
+export const pinSession = (id: string, pinned: boolean) => call<void>("pin_session", { id, pinned });
+
+export const archiveSession = (id: string, archived: boolean) => call<void>("archive_session", { id, archived });
+
+/** Moves the session to the trash; `undo_ms` is how long Undo is offered. */
+export const deleteSession = (id: string) => call<{ id: string; undo_ms: number }>("delete_session", { id });
+
+export const restoreSession = (id: string) => call<void>("restore_session", { id });
+
+export type ExportFormat = "markdown" | "json";
+
+/** Writes the session to `path` (from the save dialog). */
+export const exportSession = (id: string, format: ExportFormat, path: string) =>
+  call<void>("export_session", { id, format, path });
+
+/** A new session holding the history before user message `messageIndex` of session `id`. */
+export const forkSession = (id: string, messageIndex: number) =>
+  call<StartedTurn>("fork_session", { id, messageIndex });
+
+export interface StorageStats {
+  sessions: number;
+  plain_logs: number;
+  plain_bytes: number;
+  compressed_logs: number;
+  compressed_bytes: number;
+  compressed_text_bytes: number;
+  index_bytes: number;
+  trash_logs: number;
+  trash_bytes: number;
+}
+
+export interface HistorySettings {
+  /** Finished sessions idle for more than this many days are compressed; 0: never on their own. */
+  compress_after_days: number;
+}
+
+export interface Storage {
+  stats: StorageStats;
+  settings: HistorySettings;
+  compacting: boolean;
+}
+
+export interface CompactProgress {
+  done: number;
+  total: number;
+  bytes_before: number;
+  bytes_after: number;
+}
+
+export interface CompactReport {
+  compressed: string[];
+  skipped: [string, string][];
+  failed: [string, string][];
+  cancelled: boolean;
+  progress: CompactProgress;
+}
+
+export const storageStats = () => call<Storage>("storage_stats");
+
+/** Compresses every finished session now; progress arrives on `onProgress`. */
+export function compactSessions(onProgress: (progress: CompactProgress) => void): Promise<CompactReport> {
+  const channel = new Channel<CompactProgress>();
+  channel.onmessage = onProgress;
+  return call<CompactReport>("compact_sessions", { onProgress: channel });
+}
+
+export const cancelCompaction = () => call<void>("cancel_compaction");
+
+export const saveHistorySettings = (settings: HistorySettings) =>
+  call<HistorySettings>("save_history_settings", { settings });
+
+/** How the session list follows the sessions folder. */
+export type IndexHealth = { mode: "live" } | { mode: "polling"; reason: string; every_ms: number };
+
+export const indexHealth = () => call<IndexHealth | null>("index_health");
+
+export function onIndexHealth(handler: (health: IndexHealth) => void): Promise<UnlistenFn> {
+  return listen<IndexHealth>("index-health", (event) => handler(event.payload));
+}
 
 /** Up to `limit` messages before index `before` (a few more so the page does not start with a tool result). */
 export const sessionMessages = (id: string, before: number, limit: number) =>

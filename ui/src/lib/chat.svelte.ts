@@ -44,14 +44,19 @@ export class UserItem {
   readonly kind = "user";
   readonly key = nextKey();
   readonly text: string;
-  constructor(text: string) {
+  /** Its number in the session's messages (0 is the first): known once the turn started. Editing it forks there. */
+  index = $state<number | null>(null);
+  constructor(text: string, index: number | null = null) {
     this.text = text;
+    this.index = index;
   }
 }
 
 export class AssistantItem {
   readonly kind = "assistant";
   readonly key = nextKey();
+  /** The message it shows (loaded from history), to open a session at a search hit. */
+  index: number | null = null;
   text = $state("");
   reasoning = $state("");
   /** Cut short by a cancel or an error. */
@@ -63,6 +68,8 @@ export class AssistantItem {
 export class ToolItem {
   readonly kind = "tool";
   readonly key = nextKey();
+  /** The message of its call (loaded from history). */
+  index: number | null = null;
   readonly id: string;
   readonly name: string;
   readonly args: unknown;
@@ -117,6 +124,16 @@ export function hintFor(kind: string): string {
       return "A file could not be read or written. Check free disk space and the permissions of the data folder.";
     case "config":
       return "Open Settings and fix the value named above.";
+    case "busy":
+      return "Another Talaria window or a `talaria exec` is writing this session. Wait for it to finish, or start a new session.";
+    case "not_found":
+      return "The session is no longer in the sessions folder; it may have been deleted or moved.";
+    case "corrupt":
+      return "The session log is damaged beyond reading. Other sessions are not affected.";
+    case "index":
+      return "The search index could not be used. Close Talaria, delete index.sqlite in the data folder, and start again: it is rebuilt from the logs.";
+    case "watch":
+      return "Talaria cannot follow the sessions folder; the list is refreshed every few seconds instead.";
     default:
       return "";
   }
@@ -132,6 +149,12 @@ const TITLES: Record<string, string> = {
   max_iterations: "Step limit reached",
   io: "File error",
   config: "Settings need attention",
+  busy: "The session is busy",
+  not_found: "Session not found",
+  ambiguous: "Several sessions match",
+  corrupt: "The session log is damaged",
+  index: "The search index failed",
+  watch: "Live updates are off",
 };
 
 export function bannerFor(kind: string, message: string): Banner {
@@ -164,6 +187,18 @@ export class Conversation {
   loadingEarlier = $state(false);
   /** The folder the session works in; for a new session, the one chosen for it (null: settings'). */
   workdir = $state<string | null>(null);
+  /** Index just past the newest loaded message, and how many the session has: opened at a search hit, later ones are fetched on demand. */
+  lastIndex = $state(0);
+  total = $state(0);
+  loadingLater = $state(false);
+  /** The message to bring into view once shown (a search hit). */
+  focusIndex = $state<number | null>(null);
+  /** The stored session's status when opened from history (`interrupted` says its last turn never ended). */
+  storedStatus = $state<string | null>(null);
+  /** Set for a fork: the session it came from. */
+  forkedFrom = $state<{ id: string; title: string; message_index: number; exists: boolean } | null>(null);
+  /** The user message whose editor should open (Up in an empty box edits the last one). */
+  editing = $state<string | null>(null);
 
   #open: AssistantItem | null = null;
   #tools = new Map<string, ToolItem>();
@@ -184,9 +219,12 @@ export class Conversation {
       case "session":
         this.#setSession(event.id, event.path);
         break;
-      case "turn_started":
+      case "turn_started": {
         if (this.status !== "stopping") this.status = "running";
+        const user = this.#lastUser();
+        if (user && user.index === null && event.message_index !== undefined) user.index = event.message_index;
         break;
+      }
       case "token":
         this.#assistant().text += event.text;
         break;
@@ -323,8 +361,54 @@ export class Conversation {
     this.status = "idle";
     this.#tools.clear();
     this.#open = null;
-    this.items = historyItems(detail.messages, this.#tools);
     this.firstIndex = detail.first_index ?? 0;
+    this.items = historyItems(detail.messages, this.#tools, this.firstIndex);
+    this.total = detail.total_messages ?? this.firstIndex + detail.messages.length;
+    this.lastIndex = this.firstIndex + detail.messages.length;
+    this.forkedFrom = detail.forked_from ?? null;
+    this.storedStatus = detail.status ?? null;
+  }
+
+  /** The newest user message on screen. */
+  #lastUser(): UserItem | null {
+    for (let i = this.items.length - 1; i >= 0; i--) {
+      const item = this.items[i];
+      if (item.kind === "user") return item;
+    }
+    return null;
+  }
+
+  /** The user message whose reply "Regenerate" would redo: the last one, if its number is known. */
+  get lastUser(): UserItem | null {
+    const user = this.#lastUser();
+    return user && user.index !== null ? user : null;
+  }
+
+  /** More messages after the loaded ones (opened at a search hit). */
+  get hasLater(): boolean {
+    return this.lastIndex < this.total;
+  }
+
+  /** Fetches and shows the page after the newest loaded message. */
+  async fetchLater(limit = HISTORY_PAGE): Promise<void> {
+    const id = this.sessionId;
+    if (id === null || !this.hasLater || this.loadingLater) return;
+    this.loadingLater = true;
+    try {
+      const page: MessagePage = await api.laterMessages(id, this.lastIndex, limit);
+      if (this.sessionId !== id) return;
+      // A page may reach back to keep tool results with their call: skip what is shown.
+      const skip = Math.max(0, this.lastIndex - page.first_index);
+      const fresh = page.messages.slice(skip);
+      this.items = this.items.concat(historyItems(fresh, this.#tools, this.lastIndex));
+      this.lastIndex += fresh.length;
+      this.total = page.total_messages;
+      if (fresh.length === 0) this.lastIndex = this.total;
+    } catch (error) {
+      this.fail(error as CommandError);
+    } finally {
+      this.loadingLater = false;
+    }
   }
 
   /**
@@ -340,7 +424,7 @@ export class Conversation {
       const page: MessagePage = await api.sessionMessages(id, this.firstIndex, limit);
       if (this.sessionId !== id) return null;
       // Pages never start with a tool result, so the page's own calls are all its results need.
-      const items = historyItems(page.messages, new Map());
+      const items = historyItems(page.messages, new Map(), page.first_index);
       // A page that does not reach further back (should not happen) must not make the button loop.
       const firstIndex = page.first_index < this.firstIndex ? page.first_index : 0;
       return { items, firstIndex };
@@ -407,12 +491,16 @@ function parseArgs(raw: string): unknown {
   }
 }
 
-/** Turns stored messages into chat items; tool results attach to their call's card. */
-export function historyItems(messages: StoredMessage[], tools: Map<string, ToolItem>): Item[] {
+/**
+ * Turns stored messages into chat items; tool results attach to their call's card. `firstIndex`
+ * is the number of `messages[0]` in the session: items remember the message they show.
+ */
+export function historyItems(messages: StoredMessage[], tools: Map<string, ToolItem>, firstIndex = 0): Item[] {
   const items: Item[] = [];
-  for (const message of messages) {
+  for (const [i, message] of messages.entries()) {
+    const index = firstIndex + i;
     if (message.role === "user") {
-      items.push(new UserItem(message.content));
+      items.push(new UserItem(message.content, index));
     } else if (message.role === "assistant") {
       const reasoning = (message.thinking ?? []).map((t) => t.text).join("\n\n");
       if (message.content || reasoning || message.partial) {
@@ -420,11 +508,13 @@ export function historyItems(messages: StoredMessage[], tools: Map<string, ToolI
         item.text = message.content;
         item.reasoning = reasoning;
         item.partial = message.partial ?? false;
+        item.index = index;
         items.push(item);
       }
       for (const call of message.tool_calls ?? []) {
         const tool = new ToolItem(call.id, call.name, parseArgs(call.arguments));
         tool.state = "unanswered";
+        tool.index = index;
         tools.set(call.id, tool);
         items.push(tool);
       }
@@ -433,6 +523,7 @@ export function historyItems(messages: StoredMessage[], tools: Map<string, ToolI
       let tool = tools.get(id);
       if (!tool) {
         tool = new ToolItem(id, message.name ?? "tool", null);
+        tool.index = index;
         tools.set(id, tool);
         items.push(tool);
       }

@@ -320,7 +320,7 @@ describe("10 000 sessions", () => {
           case "list_sessions":
             return rows.slice(args.offset as number, (args.offset as number) + (args.limit as number));
           case "search_sessions":
-            return [{ id: "s42", title: "Session number 42", snippet: "[needle]", score: 1 }];
+            return [{ id: "s42", title: "Session number 42", snippet: "needle", highlights: [[0, 6]], score: 1 }];
           default:
             throw { kind: "unknown", message: `no mock for ${cmd}` };
         }
