@@ -14,7 +14,7 @@ use super::state::{AppState, ChannelSink, ChannelSlot, OpenedLog, SessionSlot, l
 use crate::agent::{Agent, ApprovalBroker, ApprovalPolicy};
 use crate::cancel::CancellationToken;
 use crate::config::Settings;
-use crate::event::{Event, EventSink};
+use crate::event::{Event, EventSink, Usage};
 use crate::history::{self, Header, Recorder, SearchHit, SessionSummary};
 use crate::local_servers::{self, LocalServer};
 use crate::message::{Message, page_start};
@@ -53,6 +53,9 @@ pub struct SessionView {
     total_messages: usize,
     todos: Vec<TodoItem>,
     skipped_lines: usize,
+    /// Tokens of the whole session and of its last turn, as the provider reported them.
+    usage: Option<Usage>,
+    last_turn_usage: Option<Usage>,
 }
 
 #[derive(Serialize)]
@@ -399,6 +402,8 @@ pub async fn open_session(
         total_messages: total,
         todos: log.todos.clone(),
         skipped_lines: log.skipped_lines,
+        usage: log.usage.clone(),
+        last_turn_usage: log.last_turn_usage.clone(),
     })
 }
 

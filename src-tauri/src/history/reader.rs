@@ -66,6 +66,8 @@ pub struct SessionLog {
     pub updated: DateTime<Utc>,
     /// Sum of the usage records.
     pub usage: Option<Usage>,
+    /// Sum of the usage records since the last `turn_start`.
+    pub last_turn_usage: Option<Usage>,
 }
 
 fn open(path: &Path) -> Result<File, HistoryError> {
@@ -83,14 +85,18 @@ pub fn read_session(path: &Path) -> Result<SessionLog, HistoryError> {
     let mut first = true;
     let mut bad_header = false;
     let mut first_ts = None;
+    let mut last_turn_usage = None;
     scan.feed_bytes(&bytes, 0, true, |record| {
         if first {
             first = false;
             bad_header = !matches!(record, Record::Session(_));
             first_ts = Some(record.ts());
         }
-        if let Record::Message { message, .. } = record {
-            messages.push(message);
+        match record {
+            Record::Message { message, .. } => messages.push(message),
+            Record::TurnStart { .. } => last_turn_usage = None,
+            Record::Usage { usage, .. } => Usage::accumulate(&mut last_turn_usage, &usage),
+            Record::Session(_) | Record::Todo { .. } | Record::TurnEnd { .. } => {}
         }
     });
     let header = match (&scan.header, bad_header) {
@@ -123,6 +129,7 @@ pub fn read_session(path: &Path) -> Result<SessionLog, HistoryError> {
         skipped_lines: usize::try_from(scan.skipped_lines).unwrap_or(usize::MAX),
         title: scan.title,
         usage: scan.usage,
+        last_turn_usage,
     })
 }
 

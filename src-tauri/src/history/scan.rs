@@ -161,14 +161,7 @@ impl ScanState {
                 self.turns = self.turns.max(*turn);
                 self.last_status = Some(*status);
             }
-            Record::Usage { usage, .. } => {
-                let total = self.usage.get_or_insert_with(Usage::default);
-                total.input_tokens += usage.input_tokens;
-                total.output_tokens += usage.output_tokens;
-                if let Some(cached) = usage.cache_read_tokens {
-                    *total.cache_read_tokens.get_or_insert(0) += cached;
-                }
-            }
+            Record::Usage { usage, .. } => Usage::accumulate(&mut self.usage, usage),
         }
         let ts = record.ts();
         if self.updated.is_none_or(|u| ts > u) {
