@@ -126,6 +126,9 @@ export interface SessionDetail {
   total_messages: number;
   todos: TodoItem[];
   skipped_lines: number;
+  /** Tokens of the whole session and of its last turn, where the provider reported them. */
+  usage?: Usage | null;
+  last_turn_usage?: Usage | null;
 }
 
 /** A page of earlier messages; it never starts with a tool result, so its tool calls pair up within it. */
