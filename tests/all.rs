@@ -9,3 +9,4 @@ mod history;
 mod providers;
 mod sse;
 mod tools;
+mod whole_reply;

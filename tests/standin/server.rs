@@ -503,7 +503,7 @@ async fn serve_reply(
     }
     let ctx = request_ctx(provider, body, seq);
     let streaming = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    if !streaming && reply.raw.is_none() {
+    if (!streaming || reply.whole) && reply.raw.is_none() {
         let v = match reply.kind {
             Kind::Anthropic => anthropic::complete(reply, &ctx),
             Kind::Openai | Kind::Status => openai::complete(reply, &ctx),

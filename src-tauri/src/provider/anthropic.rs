@@ -49,6 +49,64 @@ impl Provider for Anthropic {
         let value: Value = serde_json::from_str(body).ok()?;
         error_parts(&value).map(|(_, message)| message)
     }
+
+    /// A `message` object: the events that stream it (each content block started whole, a
+    /// tool's input as one JSON delta), its stop reason and usage, then `message_stop`.
+    fn whole_reply(&self, body: &Value) -> Option<Vec<SseEvent>> {
+        if body.get("type").and_then(Value::as_str) != Some("message") {
+            return None;
+        }
+        let content = body.get("content")?.as_array()?;
+        let usage = body.get("usage").cloned().unwrap_or_else(|| json!({}));
+        let mut events = vec![named(
+            "message_start",
+            json!({"type": "message_start", "message": {"usage": usage}}),
+        )];
+        for (index, block) in content.iter().enumerate() {
+            let start = if str_of(block, "type") == "tool_use" {
+                let mut start = block.clone();
+                start["input"] = json!({});
+                start
+            } else {
+                block.clone()
+            };
+            events.push(named(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": index, "content_block": start}),
+            ));
+            if str_of(block, "type") == "tool_use" {
+                let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
+                events.push(named(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": index,
+                           "delta": {"type": "input_json_delta", "partial_json": input.to_string()}}),
+                ));
+            }
+            events.push(named(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": index}),
+            ));
+        }
+        let stop_reason = match body.get("stop_reason") {
+            Some(Value::String(reason)) => json!(reason),
+            _ => json!("end_turn"),
+        };
+        events.push(named(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": stop_reason},
+                   "usage": {"output_tokens": usage.get("output_tokens").cloned().unwrap_or(json!(0))}}),
+        ));
+        events.push(named("message_stop", json!({"type": "message_stop"})));
+        Some(events)
+    }
+}
+
+fn named(event: &str, data: Value) -> SseEvent {
+    SseEvent {
+        event: event.to_string(),
+        data: data.to_string(),
+        id: None,
+    }
 }
 
 /// The JSON body of a streaming call.

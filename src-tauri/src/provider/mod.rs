@@ -154,6 +154,10 @@ pub trait Provider: Send + Sync {
     fn decoder(&self) -> Box<dyn Decoder>;
     /// The human-readable message inside an HTTP error body, if the body has the provider's shape.
     fn error_message(&self, body: &str) -> Option<String>;
+    /// The stream events a whole (non-streamed) reply in this format stands for, so a server
+    /// that answers a streaming request with one JSON message is read like a stream. None when
+    /// `body` is not such a reply.
+    fn whole_reply(&self, body: &serde_json::Value) -> Option<Vec<SseEvent>>;
 }
 
 /// Limits applied to every call, from `Settings`.

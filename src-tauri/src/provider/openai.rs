@@ -47,6 +47,44 @@ impl Provider for OpenAi {
     fn error_message(&self, body: &str) -> Option<String> {
         error_text(&serde_json::from_str(body).ok()?)
     }
+
+    /// A `chat.completion` object: its message becomes the delta of one chunk (each tool call
+    /// given its position as `index`), with the finish reason and usage, then `[DONE]`.
+    fn whole_reply(&self, body: &Value) -> Option<Vec<SseEvent>> {
+        let choice = body
+            .get("choices")?
+            .as_array()?
+            .iter()
+            .find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)?;
+        let mut delta = choice.get("message")?.as_object()?.clone();
+        if let Some(Value::Array(calls)) = delta.get_mut("tool_calls") {
+            for (index, call) in calls.iter_mut().enumerate() {
+                if let Value::Object(call) = call {
+                    call.insert("index".to_string(), json!(index));
+                }
+            }
+        }
+        let finish = match choice.get("finish_reason") {
+            Some(Value::String(reason)) => json!(reason),
+            _ => json!("stop"),
+        };
+        let chunk = json!({
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            "usage": body.get("usage").cloned().unwrap_or(Value::Null),
+        });
+        Some(vec![
+            data_event(chunk.to_string()),
+            data_event("[DONE]".to_string()),
+        ])
+    }
+}
+
+fn data_event(data: String) -> SseEvent {
+    SseEvent {
+        event: "message".to_string(),
+        data,
+        id: None,
+    }
 }
 
 /// The JSON body of a streaming call. `max_completion_tokens` is used for api.openai.com.
