@@ -8,7 +8,8 @@ use crate::message::{Message, Thinking, ToolCall};
 use crate::sse::SseEvent;
 
 use super::{
-    Assembly, Completion, Decoded, Decoder, ModelRequest, Provider, StreamDelta, StreamError,
+    Assembly, Completion, Decoded, Decoder, ModelInfo, ModelRequest, Provider, StreamDelta,
+    StreamError, listed_models,
 };
 
 pub const API_VERSION: &str = "2023-06-01";
@@ -98,6 +99,27 @@ impl Provider for Anthropic {
         ));
         events.push(named("message_stop", json!({"type": "message_stop"})));
         Some(events)
+    }
+
+    fn models_request(
+        &self,
+        http: &reqwest::Client,
+        base_url: &str,
+        api_key: &str,
+    ) -> reqwest::RequestBuilder {
+        // The largest page the API gives: one request lists them all.
+        let url = format!("{}/v1/models?limit=1000", base_url.trim_end_matches('/'));
+        let builder = http.get(url).header("anthropic-version", API_VERSION);
+        if api_key.is_empty() {
+            builder
+        } else {
+            builder.header("x-api-key", api_key)
+        }
+    }
+
+    /// `{"data": [{"type": "model", "id", "display_name"}, ...], "has_more", ...}`.
+    fn models(&self, body: &Value) -> Option<Vec<ModelInfo>> {
+        listed_models(body, Some("display_name"))
     }
 }
 

@@ -8,7 +8,8 @@ use crate::message::{Message, Thinking, ToolCall};
 use crate::sse::SseEvent;
 
 use super::{
-    Assembly, Completion, Decoded, Decoder, ModelRequest, Provider, StreamDelta, StreamError,
+    Assembly, Completion, Decoded, Decoder, ModelInfo, ModelRequest, Provider, StreamDelta,
+    StreamError, listed_models,
 };
 
 /// The Chat Completions wire format.
@@ -76,6 +77,25 @@ impl Provider for OpenAi {
             data_event(chunk.to_string()),
             data_event("[DONE]".to_string()),
         ])
+    }
+
+    fn models_request(
+        &self,
+        http: &reqwest::Client,
+        base_url: &str,
+        api_key: &str,
+    ) -> reqwest::RequestBuilder {
+        let builder = http.get(format!("{}/models", base_url.trim_end_matches('/')));
+        if api_key.is_empty() {
+            builder
+        } else {
+            builder.bearer_auth(api_key)
+        }
+    }
+
+    /// `{"data": [{"id": ...}, ...]}`, what OpenAI and the compatible servers answer.
+    fn models(&self, body: &Value) -> Option<Vec<ModelInfo>> {
+        listed_models(body, None)
     }
 }
 

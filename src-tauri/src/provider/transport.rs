@@ -17,7 +17,8 @@ use crate::sse::{SseItem, SseParser};
 
 use super::retry::{RetryDecision, classify_status, retry_after};
 use super::{
-    Completion, Decoded, Decoder, ModelClient, ModelError, ModelRequest, StreamDelta, StreamError,
+    Completion, Decoded, Decoder, ModelClient, ModelError, ModelInfo, ModelRequest, StreamDelta,
+    StreamError,
 };
 
 /// How one attempt ended, when it did not succeed.
@@ -565,6 +566,53 @@ async fn attempt_once(
                 }
             });
         }
+    }
+}
+
+/// How long listing the models may take in all.
+const MODELS_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub(super) async fn list_models(
+    client: &ModelClient,
+    cancel: &CancellationToken,
+) -> Result<Vec<ModelInfo>, ModelError> {
+    let deadline = Instant::now() + MODELS_TIMEOUT;
+    let request = client
+        .provider
+        .models_request(&client.http, &client.base_url, &client.api_key)
+        .timeout(MODELS_TIMEOUT);
+    let response = match request.send().or_cancel(cancel).await {
+        Err(Cancelled) => return Err(ModelError::Cancelled { partial: None }),
+        Ok(response) => response.map_err(|error| final_error(client.send_failure(&error)))?,
+    };
+    if !response.status().is_success() {
+        return Err(final_error(
+            client.http_failure(response, cancel, Some(deadline)).await,
+        ));
+    }
+    let Some(body) = read_small_body(response, cancel, Some(deadline)).await else {
+        return Err(ModelError::Cancelled { partial: None });
+    };
+    let models = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|value| client.provider.models(&value));
+    models.ok_or_else(|| {
+        failed(
+            ErrorKind::Protocol,
+            format!(
+                "{} answered the model list request with something that is not a model list; \
+                 type the model name instead",
+                host_of(&client.base_url)
+            ),
+        )
+    })
+}
+
+/// What a failure means when there is no other attempt.
+fn final_error(failure: Failure) -> ModelError {
+    match failure {
+        Failure::Final(error) => error,
+        Failure::Retryable { kind, message, .. } => failed(kind, message),
     }
 }
 
