@@ -90,6 +90,7 @@ fn start(client: &Arc<ModelClient>, messages: Vec<Message>) -> Call {
             messages: &messages,
             tools: &tools,
             max_tokens: 1024,
+            thinking_budget: 0,
         };
         let mut on_delta = move |delta: StreamDelta| {
             let _ = tx.send(delta);
@@ -736,6 +737,7 @@ async fn bad_request_fails_fast_with_the_providers_message() {
             messages: &messages,
             tools: &tools,
             max_tokens: 100,
+            thinking_budget: 0,
         };
         let mut deltas = Vec::new();
         let result = c
@@ -1053,6 +1055,7 @@ async fn already_cancelled_sends_nothing() {
         messages: &messages,
         tools: &[],
         max_tokens: 10,
+        thinking_budget: 0,
     };
     let result = c.complete(&req, &mut |_| {}, &cancel).await;
     assert_cancelled(&result);

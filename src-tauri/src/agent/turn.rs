@@ -204,6 +204,7 @@ impl Agent {
                 messages: &self.messages,
                 tools: &self.tools,
                 max_tokens: MAX_TOKENS,
+                thinking_budget: 0,
             };
             let call = self.client.complete(&request, &mut on_delta, cancel);
             events.drive(call.or_cancel(cancel)).await.ok()

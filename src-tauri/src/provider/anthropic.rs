@@ -142,6 +142,9 @@ pub fn request_body(req: &ModelRequest<'_>) -> Value {
     if !req.system.is_empty() {
         body["system"] = json!(req.system);
     }
+    if req.thinking_budget > 0 {
+        body["thinking"] = json!({"type": "enabled", "budget_tokens": req.thinking_budget});
+    }
     if !req.tools.is_empty() {
         body["tools"] = req
             .tools

@@ -40,6 +40,8 @@ pub struct ModelRequest<'a> {
     pub messages: &'a [Message],
     pub tools: &'a [ToolSpec],
     pub max_tokens: u32,
+    /// Anthropic extended thinking: the token budget, 0 for off (other providers ignore it).
+    pub thinking_budget: u32,
 }
 
 /// What streams out of a call while it runs.
