@@ -1,7 +1,8 @@
 // Rich replies in the real window: a GFM table, a highlighted code block, a link that opens in
 // the system browser and never navigates the window, copying a code block, tool cards that show
-// the change. The system browser is a recorder: an `xdg-open` early on the app's PATH that
-// writes the address it was given to a file (what the opener plugin runs on Linux).
+// the change, and the keyboard shortcuts. The system browser is a recorder: an `xdg-open` early
+// on the app's PATH that writes the address it was given to a file (what the opener plugin runs
+// on Linux).
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -9,7 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { App, Standin, ensureDisplay, log, makeTemp, scenario as wrap, standinEnv, sleep, stopAll, waitFor } from "./harness.mjs";
+import { App, Keys, Standin, ensureDisplay, log, makeTemp, scenario as wrap, standinEnv, sleep, stopAll, waitFor } from "./harness.mjs";
 
 let tmp;
 let workDir;
@@ -124,6 +125,30 @@ describe("rich replies", { timeout: 240_000 }, () => {
       assert.equal(xclip.stdout, expected);
       assert.match(xclip.stdout, /^\/\/\/ Waits before the next attempt\./);
       log(`clipboard holds the ${xclip.stdout.length}-character code block`);
+    }),
+  );
+
+  it(
+    "answers the keyboard: Ctrl+/ shows the shortcuts, Ctrl+K searches, Ctrl+, opens settings, Ctrl+N a new session",
+    scenario("keyboard", async () => {
+      const { session } = app;
+      const press = async (keys) => session.type(await session.find(":focus, body"), `${Keys.CONTROL}${keys}${Keys.NULL}`);
+      const focused = () => session.execute("return document.activeElement && document.activeElement.dataset.testid;");
+
+      await press("/");
+      await waitFor("the shortcuts sheet", async () => (await session.allByTestId("shortcuts-sheet")).length === 1);
+      assert.match(await session.textOf("shortcuts-sheet"), /Search sessions[\s\S]*New session[\s\S]*Stop the running reply/);
+      await session.type(await session.find(":focus, body"), Keys.ESCAPE);
+      await waitFor("the sheet closed", async () => (await session.allByTestId("shortcuts-sheet")).length === 0);
+
+      await press("k");
+      await waitFor("the session search focused", async () => (await focused()) === "session-search");
+
+      await press(",");
+      await waitFor("the settings", async () => (await session.allByTestId("settings-save-button")).length === 1);
+
+      await press("n");
+      await waitFor("a new, empty chat", async () => (await session.allByTestId("prompt-input")).length === 1 && (await session.allByTestId("user-message")).length === 0);
     }),
   );
 });

@@ -1,8 +1,10 @@
 // A long reply in the real window: 20 000 tokens at about 200 tokens/s, a heading and a code
 // block every 50 tokens, streamed by the stand-in server. Asserts that the window keeps drawing
 // (longest frame gap under 100 ms), that the screen does not lag behind the DOM when the turn
-// ends, and that the app's memory comes back near its idle figure. The figures (frame-gap
-// distribution, memory) are printed and written to tests/e2e/out/streaming-figures.json.
+// ends, that the app's memory comes back near its idle figure, and that the reply reads back
+// from its first section, windowed, both where it streamed and reopened from the list. The
+// figures (frame-gap distribution, memory) are printed and written to
+// tests/e2e/out/streaming-figures.json.
 
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -13,6 +15,8 @@ import { App, OUT, Standin, log, makeTemp, scenario as wrap, standinEnv, sleep, 
 import { frameStats, longReplyTokens, treeRss } from "./figures.mjs";
 
 const TOKENS = Number(process.env.E2E_STREAM_TOKENS || 20_000);
+/** How many headed sections the reply has. */
+const SECTIONS = longReplyTokens(TOKENS).filter((t) => t.startsWith("Section ")).length;
 /** Pause between streamed events: about 200 tokens/s (a 4 ms sleep and the write take ~5 ms). */
 const DELAY_MS = 4;
 
@@ -101,7 +105,7 @@ describe("a 20 000-token reply", { timeout: 600_000 }, () => {
       log(`two frames drawn ${doneLag === null ? "?" : Math.round(doneLag)} ms after the status turned done`);
 
       // Memory once the reply is in and the page had a moment to collect its garbage.
-      await sleep(20_000);
+      await sleep(30_000);
       const afterRss = treeRss(appPid);
       const growth = afterRss.mb - idleRss.mb;
       log(`RSS after the reply: ${afterRss.mb} MB (idle ${idleRss.mb} MB, growth ${growth} MB)`);
@@ -125,11 +129,47 @@ describe("a 20 000-token reply", { timeout: 600_000 }, () => {
       fs.writeFileSync(path.join(OUT, "streaming-figures.json"), `${JSON.stringify(figures, null, 2)}\n`);
 
       // The end of the reply is on screen (the window holds the blocks around it).
-      const sections = tokens.filter((t) => t.startsWith("Section ")).length;
-      assert.ok(text.includes(`Section ${sections}`) && text.includes(`section_${sections - 1}()`), "the end of the reply is shown");
+      assert.ok(text.includes(`Section ${SECTIONS}`) && text.includes(`section_${SECTIONS - 1}()`), "the end of the reply is shown");
       assert.ok(stream.max < 100, `longest frame gap ${Math.round(stream.max)} ms while streaming; want under 100 ms`);
       assert.ok(doneLag !== null && doneLag >= 0 && doneLag < 250, `the screen caught up ${doneLag} ms after done`);
       assert.ok(growth < 50, `memory grew ${growth} MB over idle; want under 50 MB`);
+    }),
+  );
+
+  it(
+    "reads back from the start: scrolling up brings the first blocks, here and reopened from the list",
+    scenario("long-reply-scroll-up", async () => {
+      const { session } = app;
+      /** Scrolls the chat to its top, a screen at a time as a reader would, until it stays there. */
+      const toTop = async () => {
+        for (let i = 0; i < 400; i++) {
+          const top = await session.execute(
+            "const s = document.querySelector('.scroller'); s.scrollTop = Math.max(0, s.scrollTop - 2000); return s.scrollTop;",
+          );
+          await sleep(30);
+          if (top === 0 && (await session.execute("return document.querySelector('.scroller').scrollTop;")) === 0) return;
+        }
+        throw new Error("the chat never reached its top");
+      };
+      const firstVisible = () =>
+        session.execute(`
+          const s = document.querySelector('.scroller').getBoundingClientRect();
+          const h = Array.from(document.querySelectorAll('[data-testid="assistant-message"] h2'))
+            .find((e) => { const r = e.getBoundingClientRect(); return r.bottom > s.top && r.top < s.bottom; });
+          return h ? h.textContent : null;`);
+      await toTop();
+      assert.equal(await firstVisible(), "Section 1", "the first section shows at the top of the reply");
+      const nodes = await session.execute("return document.getElementsByTagName('*').length;");
+      assert.ok(nodes < 3000, `${nodes} DOM nodes: only a window of the reply is rendered`);
+
+      // The same reply opened from the session list: windowed from the start, readable to its top.
+      await app.newConversation();
+      await session.click(await session.byTestId("session-item"));
+      await waitFor("the reopened reply", async () => (await app.texts("assistant-message")).some((t) => t.includes(`Section ${SECTIONS}`)), {
+        timeout: 30_000,
+      });
+      await toTop();
+      assert.equal(await firstVisible(), "Section 1");
     }),
   );
 });

@@ -39,9 +39,9 @@ impl EventSink for ChannelSlot {
 pub struct ChannelSink(pub Channel<Event>);
 
 /// Every Channel message is a script the webview evaluates, and WebKitGTK keeps memory for each
-/// one it ran (about 7 KB, measured over 8 000 messages): tokens go to the window at most 20
-/// times a second, which the UI draws as smoothly as 60.
-const WINDOW_TOKEN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+/// one it ran (about 9 KB, measured over 2 500 messages; it adds up over a long reply): tokens
+/// go to the window about 13 times a second, in larger pieces.
+const WINDOW_TOKEN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(75);
 
 impl EventSink for ChannelSink {
     fn emit(&self, event: Event) {
