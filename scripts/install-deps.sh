@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential pkg-config curl file procps
   libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev
-  xvfb xauth webkit2gtk-driver
+  xvfb xauth webkit2gtk-driver xclip
   dbus gnome-keyring
   nodejs npm
 )

@@ -15,12 +15,12 @@ use tokio::sync::mpsc;
 
 use crate::standin::{Reply, StandIn};
 
-const BOTH: [ProviderKind; 2] = [ProviderKind::Openai, ProviderKind::Anthropic];
+pub(crate) const BOTH: [ProviderKind; 2] = [ProviderKind::Openai, ProviderKind::Anthropic];
 const KEY: &str = "sk-test-secret-0123456789";
 /// Generous bound for setup waits (noisy 2-core machine); never used for the measured part.
 const SETUP: Duration = Duration::from_secs(10);
 
-fn settings(server: &StandIn, kind: ProviderKind) -> Settings {
+pub(crate) fn settings(server: &StandIn, kind: ProviderKind) -> Settings {
     Settings {
         provider: kind,
         base_url: match kind {
@@ -47,14 +47,14 @@ fn fast_retry(attempts: u32) -> RetryPolicy {
     }
 }
 
-fn client(settings: &Settings) -> Arc<ModelClient> {
+pub(crate) fn client(settings: &Settings) -> Arc<ModelClient> {
     match ModelClient::new(settings) {
         Ok(c) => Arc::new(c.with_retry_policy(fast_retry(settings.max_attempts))),
         Err(e) => panic!("client: {e}"),
     }
 }
 
-fn reply(kind: ProviderKind) -> Reply {
+pub(crate) fn reply(kind: ProviderKind) -> Reply {
     match kind {
         ProviderKind::Openai => Reply::openai(),
         ProviderKind::Anthropic => Reply::anthropic(),
@@ -90,6 +90,7 @@ fn start(client: &Arc<ModelClient>, messages: Vec<Message>) -> Call {
             messages: &messages,
             tools: &tools,
             max_tokens: 1024,
+            thinking_budget: 0,
         };
         let mut on_delta = move |delta: StreamDelta| {
             let _ = tx.send(delta);
@@ -134,18 +135,18 @@ impl Call {
     }
 }
 
-async fn run(
+pub(crate) async fn run(
     client: &Arc<ModelClient>,
     messages: Vec<Message>,
 ) -> (Result<Completion, ModelError>, Vec<StreamDelta>) {
     start(client, messages).finish().await
 }
 
-fn hello() -> Vec<Message> {
+pub(crate) fn hello() -> Vec<Message> {
     vec![Message::user("Say hello")]
 }
 
-fn text_of(deltas: &[StreamDelta]) -> String {
+pub(crate) fn text_of(deltas: &[StreamDelta]) -> String {
     deltas
         .iter()
         .filter_map(|d| match d {
@@ -155,7 +156,7 @@ fn text_of(deltas: &[StreamDelta]) -> String {
         .collect()
 }
 
-fn reasoning_of(deltas: &[StreamDelta]) -> String {
+pub(crate) fn reasoning_of(deltas: &[StreamDelta]) -> String {
     deltas
         .iter()
         .filter_map(|d| match d {
@@ -736,6 +737,7 @@ async fn bad_request_fails_fast_with_the_providers_message() {
             messages: &messages,
             tools: &tools,
             max_tokens: 100,
+            thinking_budget: 0,
         };
         let mut deltas = Vec::new();
         let result = c
@@ -1053,6 +1055,7 @@ async fn already_cancelled_sends_nothing() {
         messages: &messages,
         tools: &[],
         max_tokens: 10,
+        thinking_budget: 0,
     };
     let result = c.complete(&req, &mut |_| {}, &cancel).await;
     assert_cancelled(&result);

@@ -53,6 +53,26 @@ pub struct Usage {
     pub cache_read_tokens: Option<u64>,
 }
 
+impl Usage {
+    /// Adds another call's counts (cache reads stay unknown only while both are unknown).
+    pub fn add(&mut self, more: &Usage) {
+        self.input_tokens += more.input_tokens;
+        self.output_tokens += more.output_tokens;
+        self.cache_read_tokens = match (self.cache_read_tokens, more.cache_read_tokens) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+        };
+    }
+
+    /// `more` added to `total`, which starts at nothing.
+    pub fn accumulate(total: &mut Option<Usage>, more: &Usage) {
+        match total {
+            None => *total = Some(more.clone()),
+            Some(sum) => sum.add(more),
+        }
+    }
+}
+
 /// Everything a turn tells its front end, in order. The first four fields of the contract
 /// (`session`, `token`, ... `cancelled`) are fixed by CONTRACTS.md; the others are extensions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -151,6 +171,12 @@ impl Event {
 /// Channel, `exec` to a printer task.
 pub trait EventSink: Send + Sync {
     fn emit(&self, event: Event);
+
+    /// Shortest gap this sink wants between two `Token` events (never below 16 ms): a sink
+    /// whose every event is costly asks for fewer, larger ones.
+    fn token_interval(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 impl<F> EventSink for F

@@ -150,6 +150,18 @@ export class Standin {
   }
 }
 
+/** The environment that points the app at a stand-in server (openai) with the folders of `makeTemp`. */
+export function standinEnv(stand, { dataDir, workDir }) {
+  return {
+    TALARIA_PROVIDER: "openai",
+    TALARIA_BASE_URL: `${stand.url}/v1`,
+    TALARIA_MODEL: "standin-model",
+    TALARIA_DATA_DIR: dataDir,
+    TALARIA_WORKDIR: workDir,
+    TALARIA_API_KEY: "sk-standin",
+  };
+}
+
 /** A fresh temp folder with `data/` and `work/` inside. */
 export function makeTemp(prefix = "talaria-e2e-") {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));

@@ -2,7 +2,8 @@
 
 const ELEMENT_KEY = "element-6066-11e4-a52e-4f735466cecf";
 
-export const Keys = { ENTER: "\uE007", SHIFT: "\uE008", ESCAPE: "\uE00C" };
+/** WebDriver key codes; NULL releases the modifiers held down so far. */
+export const Keys = { NULL: "\uE000", ENTER: "\uE007", SHIFT: "\uE008", CONTROL: "\uE009", ESCAPE: "\uE00C" };
 
 export class WebDriverError extends Error {
   constructor(status, error, message) {

@@ -13,7 +13,8 @@
 //!   "status": 429, "message": "...", "retry_after": 2, "delay_ms": 20,
 //!   "first_byte_delay_ms": 0, "cut_every": 1, "cut_at": [3, 9],
 //!   "after": {"n_events": 2, "tail": {"type": "stall"|"reset"} | {"type": "keepalive"|"drip", "every_ms": 100}},
-//!   "raw": "data: ...\n\n"}` (every field but `kind` optional), where ITEM is one of
+//!   "raw": "data: ...\n\n", "whole": true}` (every field but `kind` optional; `whole` answers
+//!   even a streaming request with the whole JSON message, as some proxies do), where ITEM is one of
 //! `{"type":"text","text":"Hello there"}` / `{"type":"text","tokens":["Hel","lo"]}`,
 //! `{"type":"reasoning","tokens":[...]}`, `{"type":"thinking","text":..,"signature":..}`,
 //! `{"type":"tool_call","id":..,"name":..,"arguments":"{...}"}`,

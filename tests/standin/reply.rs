@@ -93,6 +93,10 @@ pub struct Reply {
     /// Send exactly these body bytes as the event stream (no encoder), still chunked.
     #[serde(default)]
     pub raw: Option<String>,
+    /// Answer even a streaming request with the whole JSON message (`chat.completion` /
+    /// `message`), as some proxies do (LiteLLM's Anthropic route with a mocked model).
+    #[serde(default)]
+    pub whole: bool,
 }
 
 impl Reply {
@@ -110,6 +114,7 @@ impl Reply {
             cut_at: Vec::new(),
             after: None,
             raw: None,
+            whole: false,
         }
     }
 
@@ -135,6 +140,12 @@ impl Reply {
         let mut r = Reply::new(Kind::Openai);
         r.raw = Some(body.to_string());
         r
+    }
+
+    /// The whole JSON message, whether or not the request asked for a stream.
+    pub fn whole(mut self) -> Reply {
+        self.whole = true;
+        self
     }
 
     /// Content deltas, split into word-sized tokens (`"Hello there"` → `"Hello"`, `" there"`).

@@ -807,6 +807,7 @@ async fn api_key_wait_requests_models_and_404() {
 
     let v: Value = client()
         .get(format!("{}/models", s.openai_base()))
+        .bearer_auth("sk-test")
         .send()
         .await
         .unwrap()
@@ -815,6 +816,25 @@ async fn api_key_wait_requests_models_and_404() {
         .unwrap();
     assert_eq!(v["object"], "list");
     assert!(v["data"][0]["id"].is_string());
+    let resp = client()
+        .get(format!("{}/models", s.openai_base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "the model list wants the key too");
+    let v: Value = client()
+        .get(format!("{}/v1/models?limit=1000", s.anthropic_base()))
+        .header("anthropic-version", "2023-06-01")
+        .header("x-api-key", "sk-test")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"][0]["type"], "model");
+    assert!(v["data"][0]["display_name"].is_string());
+    assert_eq!(v["has_more"], false);
     let resp = client()
         .post(format!("{}/nowhere", s.url()))
         .send()

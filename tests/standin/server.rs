@@ -322,7 +322,8 @@ async fn serve_conn(mut stream: TcpStream, state: Arc<State>) {
         _ => None,
     };
     let Some(provider) = provider else {
-        let (status, json) = other_route(&req);
+        let key = lock(&state.api_key).clone();
+        let (status, json) = other_route(&req, key.as_deref());
         let slot = state.capture(captured(&req, body, None));
         let bytes = http::response(status, &[], "application/json", json.to_string().as_bytes());
         let end = write_all_or_gone(&mut stream, &bytes).await;
@@ -392,20 +393,47 @@ fn captured(req: &Request, body: Value, validation_error: Option<String>) -> Cap
     }
 }
 
-fn other_route(req: &Request) -> (u16, Value) {
+fn other_route(req: &Request, key: Option<&str>) -> (u16, Value) {
     match (req.method.as_str(), req.path.as_str()) {
-        ("GET", "/v1/models" | "/models") => (
-            200,
-            json!({"object": "list", "data": [
-                {"id": "standin-model", "object": "model", "created": 1_700_000_000, "owned_by": "talaria-standin"}
-            ]}),
-        ),
+        ("GET", "/v1/models" | "/models") => models(req, key),
         _ => (
             404,
             json!({"error": {"message": format!("stand-in: no route for {} {}", req.method, req.path),
                              "type": "invalid_request_error", "param": null, "code": "unknown_url"}}),
         ),
     }
+}
+
+/// `GET /v1/models` in the shape of the API that asked: Anthropic clients send
+/// `anthropic-version` and authenticate with `x-api-key`, OpenAI ones with a bearer token.
+fn models(req: &Request, key: Option<&str>) -> (u16, Value) {
+    let anthropic_client = req.header("anthropic-version").is_some();
+    let key_ok = key.is_none_or(|key| {
+        if anthropic_client {
+            req.header("x-api-key") == Some(key)
+        } else {
+            req.header("authorization") == Some(&format!("Bearer {key}"))
+        }
+    });
+    if anthropic_client {
+        if !key_ok {
+            return (401, anthropic::error_body(401, None));
+        }
+        let model = |id: &str, name: &str| json!({"type": "model", "id": id, "display_name": name, "created_at": "2025-05-14T00:00:00Z"});
+        return (
+            200,
+            json!({"data": [model("claude-standin", "Claude Stand-in"), model("claude-standin-mini", "Claude Stand-in Mini")],
+                   "has_more": false, "first_id": "claude-standin", "last_id": "claude-standin-mini"}),
+        );
+    }
+    if !key_ok {
+        return (401, openai::error_body(401, None));
+    }
+    let model = |id: &str| json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "talaria-standin"});
+    (
+        200,
+        json!({"object": "list", "data": [model("standin-model"), model("standin-large")]}),
+    )
 }
 
 fn json_response(status: u16, extra: &[(String, String)], v: &Value) -> Vec<u8> {
@@ -503,7 +531,7 @@ async fn serve_reply(
     }
     let ctx = request_ctx(provider, body, seq);
     let streaming = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    if !streaming && reply.raw.is_none() {
+    if (!streaming || reply.whole) && reply.raw.is_none() {
         let v = match reply.kind {
             Kind::Anthropic => anthropic::complete(reply, &ctx),
             Kind::Openai | Kind::Status => openai::complete(reply, &ctx),

@@ -141,8 +141,25 @@ pub fn anthropic(body: &Value) -> Result<(), String> {
     if body.get("model").and_then(Value::as_str).is_none() {
         return Err("model: Field required".to_string());
     }
-    if body.get("max_tokens").and_then(Value::as_u64).is_none() {
+    let Some(max_tokens) = body.get("max_tokens").and_then(Value::as_u64) else {
         return Err("max_tokens: Field required".to_string());
+    };
+    if let Some(thinking) = body.get("thinking") {
+        match thinking.get("type").and_then(Value::as_str) {
+            Some("enabled") => {
+                let Some(budget) = thinking.get("budget_tokens").and_then(Value::as_u64) else {
+                    return Err("thinking.enabled.budget_tokens: Field required".to_string());
+                };
+                if budget < 1024 {
+                    return Err("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024".to_string());
+                }
+                if budget >= max_tokens {
+                    return Err("`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size".to_string());
+                }
+            }
+            Some("disabled") => {}
+            _ => return Err("thinking.type: Input tag does not match any of the expected tags: 'enabled', 'disabled'".to_string()),
+        }
     }
     let Some(messages) = body.get("messages").and_then(Value::as_array) else {
         return Err("messages: Field required".to_string());

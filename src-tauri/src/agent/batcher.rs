@@ -1,6 +1,7 @@
-//! Token batching: at most one `Token` event per 16 ms per turn. Text that arrives sooner waits
-//! in a buffer that a timer flushes when its slot comes, and that is flushed at once before any
-//! other event (so order is kept) and at turn end.
+//! Token batching: at most one `Token` event per interval per turn (16 ms unless the sink asks
+//! for more, see `EventSink::token_interval`). Text that arrives sooner waits in a buffer that a
+//! timer flushes when its slot comes, and that is flushed at once before any other event (so
+//! order is kept) and at turn end.
 
 use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
@@ -11,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::event::{Event, EventSink};
 
-/// Shortest gap between two `Token` events of one turn.
+/// Shortest gap between two `Token` events of one turn, unless the sink asks for a longer one.
 pub const TOKEN_INTERVAL: Duration = Duration::from_millis(16);
 
 #[derive(Default)]
@@ -24,6 +25,7 @@ struct State {
 /// overtaken by a later event.
 pub struct TokenBatcher<'a> {
     sink: &'a dyn EventSink,
+    interval: Duration,
     state: Mutex<State>,
     wake: Notify,
 }
@@ -32,12 +34,14 @@ impl<'a> TokenBatcher<'a> {
     pub fn new(sink: &'a dyn EventSink) -> Self {
         Self {
             sink,
+            interval: sink.token_interval().max(TOKEN_INTERVAL),
             state: Mutex::new(State::default()),
             wake: Notify::new(),
         }
     }
 
-    /// Streamed reply text: sent now if the last `Token` is at least 16 ms old, else buffered.
+    /// Streamed reply text: sent now if the last `Token` is at least an interval old, else
+    /// buffered.
     pub fn push(&self, text: &str) {
         if text.is_empty() {
             return;
@@ -46,7 +50,7 @@ impl<'a> TokenBatcher<'a> {
         state.buffer.push_str(text);
         let now = Instant::now();
         match state.last_emit {
-            Some(last) if now < last + TOKEN_INTERVAL => {
+            Some(last) if now < last + self.interval => {
                 drop(state);
                 // Wakes `drive` so it arms the timer for this buffer.
                 self.wake.notify_one();
@@ -86,7 +90,7 @@ impl<'a> TokenBatcher<'a> {
     fn due_at(&self) -> Option<Instant> {
         let state = self.lock();
         match state.last_emit {
-            Some(last) if !state.buffer.is_empty() => Some(last + TOKEN_INTERVAL),
+            Some(last) if !state.buffer.is_empty() => Some(last + self.interval),
             Some(_) | None => None,
         }
     }
@@ -95,7 +99,7 @@ impl<'a> TokenBatcher<'a> {
         let mut state = self.lock();
         let now = Instant::now();
         let due = match state.last_emit {
-            Some(last) => now >= last + TOKEN_INTERVAL,
+            Some(last) => now >= last + self.interval,
             None => true,
         };
         if due {
@@ -176,6 +180,41 @@ mod tests {
             assert!(pair[1].0 - pair[0].0 >= TOKEN_INTERVAL);
         }
         assert!(matches!(seen.last(), Some((_, Event::Done { .. }))));
+    }
+
+    /// A sink that wants at most one token event per 50 ms.
+    struct Slow(Seen);
+
+    impl EventSink for Slow {
+        fn emit(&self, event: Event) {
+            self.0.lock().unwrap().push((Instant::now(), event));
+        }
+
+        fn token_interval(&self) -> Duration {
+            Duration::from_millis(50)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sink_may_ask_for_a_longer_interval() {
+        let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Slow(seen.clone());
+        let batcher = TokenBatcher::new(&sink);
+        batcher
+            .drive(async {
+                for i in 0..100 {
+                    batcher.push(&format!("t{i} "));
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            })
+            .await;
+        batcher.flush();
+        let seen = seen.lock().unwrap();
+        let at: Vec<Instant> = seen.iter().map(|(at, _)| *at).collect();
+        assert!(at.len() < 10, "{} token events for 100 pieces", at.len());
+        for pair in at[..at.len() - 1].windows(2) {
+            assert!(pair[1] - pair[0] >= Duration::from_millis(50));
+        }
     }
 
     #[tokio::test]

@@ -240,6 +240,7 @@ impl Agent {
                 messages: &self.messages,
                 tools: &self.tools,
                 max_tokens: MAX_TOKENS,
+                thinking_budget: 0,
             };
             let call = self.client.complete(&request, &mut on_delta, cancel);
             events.drive(call.or_cancel(cancel)).await.ok()
@@ -565,16 +566,7 @@ fn partial_message(partial: Option<Message>, streamed: String) -> Option<Message
 }
 
 fn add_usage(total: &mut Option<Usage>, more: Option<Usage>) {
-    let Some(more) = more else { return };
-    match total {
-        None => *total = Some(more),
-        Some(sum) => {
-            sum.input_tokens += more.input_tokens;
-            sum.output_tokens += more.output_tokens;
-            sum.cache_read_tokens = match (sum.cache_read_tokens, more.cache_read_tokens) {
-                (None, None) => None,
-                (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
-            };
-        }
+    if let Some(more) = more {
+        Usage::accumulate(total, &more);
     }
 }

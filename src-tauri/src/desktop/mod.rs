@@ -2,6 +2,7 @@
 
 mod commands;
 mod error;
+mod navigation;
 mod preferences;
 mod sessions;
 mod settings;
@@ -26,6 +27,13 @@ pub fn run() {
     let builder = tauri::Builder::default()
         .plugin(tauri_plugin_store::Builder::new().build())
         .plugin(tauri_plugin_dialog::init())
+        // Links in replies open in the system browser (the UI asks; the capability scopes it).
+        .plugin(
+            tauri_plugin_opener::Builder::new()
+                .open_js_links_on_click(false)
+                .build(),
+        )
+        .plugin(navigation::guard())
         .manage(AppState::new(data_dir))
         .setup(|app| {
             let handle = app.handle().clone();

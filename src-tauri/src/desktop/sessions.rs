@@ -154,6 +154,10 @@ pub struct SessionView {
     pinned: bool,
     archived: bool,
     forked_from: Option<ForkParent>,
+    /// Tokens of the whole session, as the provider reported them. The last turn's own figure
+    /// (`last_turn_usage`) comes with the next turn; the index keeps session totals only.
+    usage: Option<crate::event::Usage>,
+    last_turn_usage: Option<crate::event::Usage>,
 }
 
 #[derive(Serialize)]
@@ -238,6 +242,8 @@ pub async fn open_session(
             pinned: session.pinned,
             archived: session.archived,
             forked_from,
+            usage: session.usage,
+            last_turn_usage: None,
         })
     })
     .await

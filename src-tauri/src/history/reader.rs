@@ -91,6 +91,8 @@ pub struct SessionLog {
     pub updated: DateTime<Utc>,
     /// Sum of the usage records.
     pub usage: Option<Usage>,
+    /// Sum of the usage records since the last `turn_start`.
+    pub last_turn_usage: Option<Usage>,
 }
 
 /// Opens the log named by `path` (either form: the file that exists now is read).
@@ -155,6 +157,7 @@ fn session_log(
         turns: scan.turns,
         skipped_lines: usize::try_from(scan.skipped_lines).unwrap_or(usize::MAX),
         usage: scan.usage,
+        last_turn_usage: scan.last_turn_usage,
     })
 }
 

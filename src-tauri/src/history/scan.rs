@@ -36,6 +36,8 @@ pub struct ScanState {
     pub updated: Option<DateTime<Utc>>,
     pub skipped_lines: u64,
     pub usage: Option<Usage>,
+    /// Sum of the usage records since the last `turn_start`.
+    pub last_turn_usage: Option<Usage>,
     /// Byte offset of the latest snapshot that pairs with a real `todo` call.
     pub todo_offset: Option<u64>,
     /// Recent `todo` tool calls made by the assistant.
@@ -171,6 +173,7 @@ impl ScanState {
             }
             Record::TurnStart { turn, .. } => {
                 self.open_turn = Some(*turn);
+                self.last_turn_usage = None;
                 self.turns = self.turns.max(*turn);
             }
             Record::TurnEnd { turn, status, .. } => {
@@ -179,12 +182,8 @@ impl ScanState {
                 self.last_status = Some(*status);
             }
             Record::Usage { usage, .. } => {
-                let total = self.usage.get_or_insert_with(Usage::default);
-                total.input_tokens += usage.input_tokens;
-                total.output_tokens += usage.output_tokens;
-                if let Some(cached) = usage.cache_read_tokens {
-                    *total.cache_read_tokens.get_or_insert(0) += cached;
-                }
+                Usage::accumulate(&mut self.usage, usage);
+                Usage::accumulate(&mut self.last_turn_usage, usage);
             }
             Record::Title { title, .. } => self.custom_title = make_title(title),
             Record::Pin { pinned, .. } => self.pinned = *pinned,

@@ -8,7 +8,8 @@ use crate::message::{Message, Thinking, ToolCall};
 use crate::sse::SseEvent;
 
 use super::{
-    Assembly, Completion, Decoded, Decoder, ModelRequest, Provider, StreamDelta, StreamError,
+    Assembly, Completion, Decoded, Decoder, ModelInfo, ModelRequest, Provider, StreamDelta,
+    StreamError, listed_models,
 };
 
 pub const API_VERSION: &str = "2023-06-01";
@@ -49,6 +50,85 @@ impl Provider for Anthropic {
         let value: Value = serde_json::from_str(body).ok()?;
         error_parts(&value).map(|(_, message)| message)
     }
+
+    /// A `message` object: the events that stream it (each content block started whole, a
+    /// tool's input as one JSON delta), its stop reason and usage, then `message_stop`.
+    fn whole_reply(&self, body: &Value) -> Option<Vec<SseEvent>> {
+        if body.get("type").and_then(Value::as_str) != Some("message") {
+            return None;
+        }
+        let content = body.get("content")?.as_array()?;
+        let usage = body.get("usage").cloned().unwrap_or_else(|| json!({}));
+        let mut events = vec![named(
+            "message_start",
+            json!({"type": "message_start", "message": {"usage": usage}}),
+        )];
+        for (index, block) in content.iter().enumerate() {
+            let start = if str_of(block, "type") == "tool_use" {
+                let mut start = block.clone();
+                start["input"] = json!({});
+                start
+            } else {
+                block.clone()
+            };
+            events.push(named(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": index, "content_block": start}),
+            ));
+            if str_of(block, "type") == "tool_use" {
+                let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
+                events.push(named(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": index,
+                           "delta": {"type": "input_json_delta", "partial_json": input.to_string()}}),
+                ));
+            }
+            events.push(named(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": index}),
+            ));
+        }
+        let stop_reason = match body.get("stop_reason") {
+            Some(Value::String(reason)) => json!(reason),
+            _ => json!("end_turn"),
+        };
+        events.push(named(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": stop_reason},
+                   "usage": {"output_tokens": usage.get("output_tokens").cloned().unwrap_or(json!(0))}}),
+        ));
+        events.push(named("message_stop", json!({"type": "message_stop"})));
+        Some(events)
+    }
+
+    fn models_request(
+        &self,
+        http: &reqwest::Client,
+        base_url: &str,
+        api_key: &str,
+    ) -> reqwest::RequestBuilder {
+        // The largest page the API gives: one request lists them all.
+        let url = format!("{}/v1/models?limit=1000", base_url.trim_end_matches('/'));
+        let builder = http.get(url).header("anthropic-version", API_VERSION);
+        if api_key.is_empty() {
+            builder
+        } else {
+            builder.header("x-api-key", api_key)
+        }
+    }
+
+    /// `{"data": [{"type": "model", "id", "display_name"}, ...], "has_more", ...}`.
+    fn models(&self, body: &Value) -> Option<Vec<ModelInfo>> {
+        listed_models(body, Some("display_name"))
+    }
+}
+
+fn named(event: &str, data: Value) -> SseEvent {
+    SseEvent {
+        event: event.to_string(),
+        data: data.to_string(),
+        id: None,
+    }
 }
 
 /// The JSON body of a streaming call.
@@ -61,6 +141,9 @@ pub fn request_body(req: &ModelRequest<'_>) -> Value {
     });
     if !req.system.is_empty() {
         body["system"] = json!(req.system);
+    }
+    if req.thinking_budget > 0 {
+        body["thinking"] = json!({"type": "enabled", "budget_tokens": req.thinking_budget});
     }
     if !req.tools.is_empty() {
         body["tools"] = req

@@ -40,6 +40,8 @@ pub struct ModelRequest<'a> {
     pub messages: &'a [Message],
     pub tools: &'a [ToolSpec],
     pub max_tokens: u32,
+    /// Anthropic extended thinking: the token budget, 0 for off (other providers ignore it).
+    pub thinking_budget: u32,
 }
 
 /// What streams out of a call while it runs.
@@ -55,6 +57,36 @@ pub enum StreamDelta {
         delay_ms: u64,
         reason: String,
     },
+}
+
+/// A model the server offers (`GET /v1/models`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub id: String,
+    /// A display name, where the server gives one (Anthropic does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The `data` array of a model list: each entry's `id`, and its display name from
+/// `name_field` where the format has one.
+fn listed_models(body: &serde_json::Value, name_field: Option<&str>) -> Option<Vec<ModelInfo>> {
+    let data = body.get("data")?.as_array()?;
+    Some(
+        data.iter()
+            .filter_map(|model| {
+                let id = model.get("id")?.as_str()?.trim();
+                let name = name_field
+                    .and_then(|field| model.get(field))
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_string);
+                (!id.is_empty()).then(|| ModelInfo {
+                    id: id.to_string(),
+                    name,
+                })
+            })
+            .collect(),
+    )
 }
 
 /// A finished call.
@@ -154,6 +186,19 @@ pub trait Provider: Send + Sync {
     fn decoder(&self) -> Box<dyn Decoder>;
     /// The human-readable message inside an HTTP error body, if the body has the provider's shape.
     fn error_message(&self, body: &str) -> Option<String>;
+    /// The stream events a whole (non-streamed) reply in this format stands for, so a server
+    /// that answers a streaming request with one JSON message is read like a stream. None when
+    /// `body` is not such a reply.
+    fn whole_reply(&self, body: &serde_json::Value) -> Option<Vec<SseEvent>>;
+    /// The GET request that lists the server's models, headers included.
+    fn models_request(
+        &self,
+        http: &reqwest::Client,
+        base_url: &str,
+        api_key: &str,
+    ) -> reqwest::RequestBuilder;
+    /// The models in a list answer, or None when the body is not one.
+    fn models(&self, body: &serde_json::Value) -> Option<Vec<ModelInfo>>;
 }
 
 /// Limits applied to every call, from `Settings`.
@@ -235,6 +280,15 @@ impl ModelClient {
 
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// The models the server offers, for choosing one in Settings. One attempt, bounded by
+    /// the connect timeout and 20 s in all; errors read like those of a model call.
+    pub async fn list_models(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<ModelInfo>, ModelError> {
+        transport::list_models(self, cancel).await
     }
 
     /// One model call with retries (the retry layer lives here, nowhere else). Streams deltas

@@ -8,7 +8,8 @@ use crate::message::{Message, Thinking, ToolCall};
 use crate::sse::SseEvent;
 
 use super::{
-    Assembly, Completion, Decoded, Decoder, ModelRequest, Provider, StreamDelta, StreamError,
+    Assembly, Completion, Decoded, Decoder, ModelInfo, ModelRequest, Provider, StreamDelta,
+    StreamError, listed_models,
 };
 
 /// The Chat Completions wire format.
@@ -46,6 +47,63 @@ impl Provider for OpenAi {
 
     fn error_message(&self, body: &str) -> Option<String> {
         error_text(&serde_json::from_str(body).ok()?)
+    }
+
+    /// A `chat.completion` object: its message becomes the delta of one chunk (each tool call
+    /// given its position as `index`), with the finish reason and usage, then `[DONE]`.
+    fn whole_reply(&self, body: &Value) -> Option<Vec<SseEvent>> {
+        let choice = body
+            .get("choices")?
+            .as_array()?
+            .iter()
+            .find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)?;
+        let mut delta = choice.get("message")?.as_object()?.clone();
+        if let Some(Value::Array(calls)) = delta.get_mut("tool_calls") {
+            for (index, call) in calls.iter_mut().enumerate() {
+                if let Value::Object(call) = call {
+                    call.insert("index".to_string(), json!(index));
+                }
+            }
+        }
+        let finish = match choice.get("finish_reason") {
+            Some(Value::String(reason)) => json!(reason),
+            _ => json!("stop"),
+        };
+        let chunk = json!({
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            "usage": body.get("usage").cloned().unwrap_or(Value::Null),
+        });
+        Some(vec![
+            data_event(chunk.to_string()),
+            data_event("[DONE]".to_string()),
+        ])
+    }
+
+    fn models_request(
+        &self,
+        http: &reqwest::Client,
+        base_url: &str,
+        api_key: &str,
+    ) -> reqwest::RequestBuilder {
+        let builder = http.get(format!("{}/models", base_url.trim_end_matches('/')));
+        if api_key.is_empty() {
+            builder
+        } else {
+            builder.bearer_auth(api_key)
+        }
+    }
+
+    /// `{"data": [{"id": ...}, ...]}`, what OpenAI and the compatible servers answer.
+    fn models(&self, body: &Value) -> Option<Vec<ModelInfo>> {
+        listed_models(body, None)
+    }
+}
+
+fn data_event(data: String) -> SseEvent {
+    SseEvent {
+        event: "message".to_string(),
+        data,
+        id: None,
     }
 }
 

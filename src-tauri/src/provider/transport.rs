@@ -17,7 +17,8 @@ use crate::sse::{SseItem, SseParser};
 
 use super::retry::{RetryDecision, classify_status, retry_after};
 use super::{
-    Completion, Decoded, Decoder, ModelClient, ModelError, ModelRequest, StreamDelta, StreamError,
+    Completion, Decoded, Decoder, ModelClient, ModelError, ModelInfo, ModelRequest, StreamDelta,
+    StreamError,
 };
 
 /// How one attempt ended, when it did not succeed.
@@ -449,7 +450,7 @@ async fn attempt_once(
         .unwrap_or("")
         .to_ascii_lowercase();
     // Only a web page is refused on its label: some servers label real event streams as JSON
-    // or plain text, so those are judged by their body (see `head` below).
+    // or plain text, so those are judged by their body (see `unrecognized` below).
     if content_type.starts_with("text/html") {
         return Err(client
             .not_a_stream(response, &content_type, cancel, deadline)
@@ -460,9 +461,10 @@ async fn attempt_once(
     let mut parser = SseParser::new();
     let mut decoder = client.provider.decoder();
     let mut items = Vec::new();
-    // The start of the body while no SSE line was recognised: a body that never has one is not
-    // an event stream (a web page, plain text), which another attempt will not change.
-    let mut head: Option<Vec<u8>> = Some(Vec::new());
+    // The body while no SSE line was recognised. A body that never has one is either one whole
+    // JSON reply (some servers and proxies answer a streaming request that way) or not an event
+    // stream at all (a web page, plain text), which another attempt will not change.
+    let mut unrecognized: Option<Vec<u8>> = Some(Vec::new());
     loop {
         let waited = async {
             tokio::select! {
@@ -489,10 +491,9 @@ async fn attempt_once(
         let ended = match chunk {
             Some(Ok(bytes)) => {
                 parser.feed_into(&bytes, &mut items);
-                if let Some(start) = head.as_mut()
-                    && start.len() < 200
-                {
-                    start.extend_from_slice(&bytes[..bytes.len().min(200 - start.len())]);
+                if let Some(body) = unrecognized.as_mut() {
+                    let room = MAX_WHOLE_REPLY.saturating_sub(body.len());
+                    body.extend_from_slice(&bytes[..bytes.len().min(room)]);
                 }
                 false
             }
@@ -517,7 +518,7 @@ async fn attempt_once(
             }
         };
         if !items.is_empty() || parser.has_fields() {
-            head = None;
+            unrecognized = None;
         }
         for item in items.drain(..) {
             let event = match item {
@@ -542,11 +543,8 @@ async fn attempt_once(
             }
         }
         if ended {
-            if let Some(start) = head.filter(|start| !start.is_empty()) {
-                return Err(Failure::Final(failed(
-                    ErrorKind::Protocol,
-                    client.not_sse_failure(&start),
-                )));
+            if let Some(body) = unrecognized.filter(|body| !body.is_empty()) {
+                return whole_reply(client, decoder, &body, on_delta);
             }
             // `finish` needs the decoder by value; keep what streamed for the error case.
             let partial = decoder.assembly().partial();
@@ -569,6 +567,90 @@ async fn attempt_once(
             });
         }
     }
+}
+
+/// How long listing the models may take in all.
+const MODELS_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub(super) async fn list_models(
+    client: &ModelClient,
+    cancel: &CancellationToken,
+) -> Result<Vec<ModelInfo>, ModelError> {
+    let deadline = Instant::now() + MODELS_TIMEOUT;
+    let request = client
+        .provider
+        .models_request(&client.http, &client.base_url, &client.api_key)
+        .timeout(MODELS_TIMEOUT);
+    let response = match request.send().or_cancel(cancel).await {
+        Err(Cancelled) => return Err(ModelError::Cancelled { partial: None }),
+        Ok(response) => response.map_err(|error| final_error(client.send_failure(&error)))?,
+    };
+    if !response.status().is_success() {
+        return Err(final_error(
+            client.http_failure(response, cancel, Some(deadline)).await,
+        ));
+    }
+    let Some(body) = read_small_body(response, cancel, Some(deadline)).await else {
+        return Err(ModelError::Cancelled { partial: None });
+    };
+    let models = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|value| client.provider.models(&value));
+    models.ok_or_else(|| {
+        failed(
+            ErrorKind::Protocol,
+            format!(
+                "{} answered the model list request with something that is not a model list; \
+                 type the model name instead",
+                host_of(&client.base_url)
+            ),
+        )
+    })
+}
+
+/// What a failure means when there is no other attempt.
+fn final_error(failure: Failure) -> ModelError {
+    match failure {
+        Failure::Final(error) => error,
+        Failure::Retryable { kind, message, .. } => failed(kind, message),
+    }
+}
+
+/// Longest body kept while it may be one whole JSON reply; a longer one is not read as one.
+const MAX_WHOLE_REPLY: usize = 16 * 1024 * 1024;
+
+/// A body with no SSE line in it: one whole reply in the provider's JSON format, decoded as
+/// the stream it stands for (its text reaches `on_delta` at once), else a clear error.
+fn whole_reply(
+    client: &ModelClient,
+    mut decoder: Box<dyn Decoder>,
+    body: &[u8],
+    on_delta: &mut (dyn FnMut(StreamDelta) + Send),
+) -> Result<Completion, Failure> {
+    let events = if body.len() < MAX_WHOLE_REPLY {
+        serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|value| client.provider.whole_reply(&value))
+    } else {
+        None
+    };
+    let Some(events) = events else {
+        let start = &body[..body.len().min(200)];
+        return Err(Failure::Final(failed(
+            ErrorKind::Protocol,
+            client.not_sse_failure(start),
+        )));
+    };
+    for event in &events {
+        match decoder.event(event, &mut *on_delta) {
+            Ok(Decoded::Done) => break,
+            Ok(Decoded::Data | Decoded::KeepAlive) => {}
+            Err(error) => return Err(stream_failure(&*decoder, error)),
+        }
+    }
+    decoder
+        .finish()
+        .map_err(|error| Failure::Final(failed(error.kind, error.message)))
 }
 
 /// After the model finished, read the rest of the body (usually just the chunked terminator)

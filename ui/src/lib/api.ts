@@ -204,6 +204,9 @@ export interface SessionDetail {
   archived?: boolean;
   /** Set for a fork: the session it came from (its title, whether it still exists). */
   forked_from?: (ForkOrigin & { title: string; exists: boolean }) | null;
+  /** Tokens of the whole session and of its last turn, where the provider reported them. */
+  usage?: Usage | null;
+  last_turn_usage?: Usage | null;
 }
 
 /** A page of earlier messages; it never starts with a tool result, so its tool calls pair up within it. */

@@ -12,6 +12,7 @@ import type {
   SessionDetail,
   StoredMessage,
   TodoItem,
+  Usage,
 } from "./api";
 
 /** Messages asked of the backend at a time for a past session: opening a huge log transfers only its end. */
@@ -57,12 +58,59 @@ export class AssistantItem {
   readonly key = nextKey();
   /** The message it shows (loaded from history), to open a session at a search hit. */
   index: number | null = null;
-  text = $state("");
   reasoning = $state("");
   /** Cut short by a cancel or an error. */
   partial = $state(false);
   /** Still receiving tokens. */
   streaming = $state(false);
+
+  // The text as the pieces that streamed in, joined only when the whole is read: a renderer
+  // takes what it has not seen yet (`since`), so a long reply is never copied whole per token
+  // or per frame. `#version` makes readers reactive.
+  #version = $state(0);
+  #pieces: string[] = [];
+  #length = 0;
+
+  /** The whole text. */
+  get text(): string {
+    void this.#version;
+    if (this.#pieces.length > 1) this.#pieces = [this.#pieces.join("")];
+    return this.#pieces[0] ?? "";
+  }
+
+  set text(value: string) {
+    this.#pieces = value ? [value] : [];
+    this.#length = value.length;
+    this.#version++;
+  }
+
+  /** Characters so far. */
+  get length(): number {
+    void this.#version;
+    return this.#length;
+  }
+
+  append(piece: string): void {
+    if (!piece) return;
+    this.#pieces.push(piece);
+    this.#length += piece.length;
+    this.#version++;
+  }
+
+  /** The text after its first `from` characters. */
+  since(from: number): string {
+    void this.#version;
+    let start = this.#length;
+    let i = this.#pieces.length;
+    while (i > 0 && start > from) {
+      i--;
+      start -= this.#pieces[i].length;
+    }
+    const tail = this.#pieces.slice(i);
+    // Many small pieces are kept as one from here on, so a later call walks fewer.
+    if (tail.length > 64) this.#pieces.splice(i, tail.length, tail.join(""));
+    return (tail.length === 1 ? tail[0] : tail.join("")).slice(Math.max(0, from - start));
+  }
 }
 
 export class ToolItem {
@@ -199,6 +247,9 @@ export class Conversation {
   forkedFrom = $state<{ id: string; title: string; message_index: number; exists: boolean } | null>(null);
   /** The user message whose editor should open (Up in an empty box edits the last one). */
   editing = $state<string | null>(null);
+  /** Tokens of the last finished turn, and of the whole session, as the provider reported them. */
+  turnUsage = $state<Usage | null>(null);
+  sessionUsage = $state<Usage | null>(null);
 
   #open: AssistantItem | null = null;
   #tools = new Map<string, ToolItem>();
@@ -226,7 +277,7 @@ export class Conversation {
         break;
       }
       case "token":
-        this.#assistant().text += event.text;
+        this.#assistant().append(event.text);
         break;
       case "reasoning":
         this.#assistant().reasoning += event.text;
@@ -288,6 +339,10 @@ export class Conversation {
         break;
       case "done":
         this.#finish("done", false);
+        if (event.usage) {
+          this.turnUsage = event.usage;
+          this.sessionUsage = addUsage(this.sessionUsage, event.usage);
+        }
         break;
       case "error":
         this.#finish("error", true);
@@ -357,6 +412,8 @@ export class Conversation {
     this.workdir = detail.workdir ?? null;
     this.todos = detail.todos ?? [];
     this.skippedLines = detail.skipped_lines ?? 0;
+    this.turnUsage = detail.last_turn_usage ?? null;
+    this.sessionUsage = detail.usage ?? null;
     this.past = true;
     this.status = "idle";
     this.#tools.clear();
@@ -481,6 +538,27 @@ export class Conversation {
     this.#cancelWhenKnown = false;
     this.status = status;
   }
+}
+
+/** `total` plus `more`; cache reads stay unknown only while both are. */
+export function addUsage(total: Usage | null, more: Usage): Usage {
+  if (!total) return { ...more };
+  const cached =
+    total.cache_read_tokens == null && more.cache_read_tokens == null
+      ? undefined
+      : (total.cache_read_tokens ?? 0) + (more.cache_read_tokens ?? 0);
+  return {
+    input_tokens: total.input_tokens + more.input_tokens,
+    output_tokens: total.output_tokens + more.output_tokens,
+    ...(cached === undefined ? {} : { cache_read_tokens: cached }),
+  };
+}
+
+/** A token count for the header: 950, 12.3k, 1.2M. */
+export function tokenCount(n: number): string {
+  if (n < 1000) return String(n);
+  if (n < 999_500) return `${(n / 1000).toFixed(n < 10_000 ? 1 : 0).replace(/\.0$/, "")}k`;
+  return `${(n / 1_000_000).toFixed(1).replace(/\.0$/, "")}M`;
 }
 
 function parseArgs(raw: string): unknown {

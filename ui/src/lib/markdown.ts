@@ -1,240 +1,248 @@
-// A small, safe Markdown subset for model text: paragraphs, fenced code, inline code, bold,
-// italic, headings, lists, quotes. It produces a tree that Svelte templates render as text
-// nodes, so model text is never parsed as HTML (no {@html} anywhere).
+// Model text as a Markdown tree: CommonMark + GFM tokenized by marked's lexer, then turned into
+// the small tree below that the Svelte components render. Every string in it ends up in a text
+// node or an attribute, never parsed as HTML: raw HTML in the text is shown as text, and links
+// keep their address only for http(s) and mailto.
+
+import { decodeHTMLStrict as decodeHTML } from "entities/decode";
+import { Lexer, type MarkedToken, type Token, type Tokens } from "marked";
 
 export type Inline =
   | { t: "text"; v: string }
   | { t: "code"; v: string }
-  | { t: "strong"; v: Inline[] }
-  | { t: "em"; v: Inline[] };
+  | { t: "strong"; c: Inline[] }
+  | { t: "em"; c: Inline[] }
+  | { t: "del"; c: Inline[] }
+  /** `href` is null when the address is not http(s) or mailto: the text shows, no link. */
+  | { t: "link"; href: string | null; title: string; c: Inline[] }
+  /** Images are never loaded: the alt text shows, linked when the address is http(s). */
+  | { t: "image"; href: string | null; alt: string }
+  | { t: "br" };
+
+export type Align = "left" | "right" | "center" | null;
+
+export interface ListItem {
+  /** Task list state: null for a plain item. */
+  checked: boolean | null;
+  c: Block[];
+}
 
 export type Block =
-  | { type: "p"; inlines: Inline[] }
-  | { type: "heading"; level: number; inlines: Inline[] }
-  | { type: "code"; lang: string; text: string; open: boolean }
-  | { type: "list"; ordered: boolean; start: number; items: Inline[][] }
-  | { type: "quote"; inlines: Inline[] }
-  | { type: "hr" };
+  | { t: "p"; c: Inline[] }
+  | { t: "h"; level: number; c: Inline[] }
+  /** `closed`: the fence has ended (highlighting waits for it). */
+  | { t: "code"; lang: string; text: string; closed: boolean }
+  | { t: "list"; ordered: boolean; start: number; tight: boolean; items: ListItem[] }
+  | { t: "quote"; c: Block[] }
+  | { t: "table"; align: Align[]; head: Inline[][]; rows: Inline[][][] }
+  | { t: "hr" }
+  /** Raw HTML from the text, shown as text. */
+  | { t: "html"; v: string };
 
-const FENCE = /^\s{0,3}(`{3,}|~{3,})\s*([\w+#.-]*)/;
-const BULLET = /^\s{0,3}[-*+]\s+(.*)$/;
-const ORDERED = /^\s{0,3}(\d{1,9})[.)]\s+(.*)$/;
-const HEADING = /^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$/;
-const HR = /^\s{0,3}([-*_])(\s*\1){2,}\s*$/;
-const QUOTE = /^\s{0,3}>\s?(.*)$/;
+const SAFE_SCHEMES = new Set(["http:", "https:", "mailto:"]);
 
-export function parseMarkdown(source: string): Block[] {
-  return parseLines(source.replace(/\r\n?/g, "\n").split("\n"));
-}
-
-/**
- * The parser proper. `checkpoint(line, blocks)` is called at every line where a new block may
- * start with nothing pending (no open paragraph): everything pushed to `blocks` before that point
- * depends only on the lines before it and that line itself, which lets StreamingMarkdown keep it.
- */
-function parseLines(lines: string[], checkpoint?: (line: number, blocks: number) => void): Block[] {
-  const blocks: Block[] = [];
-  let para: string[] = [];
-
-  const flush = () => {
-    if (para.length) {
-      blocks.push({ type: "p", inlines: parseInline(para.join("\n")) });
-      para = [];
-    }
-  };
-
-  let i = 0;
-  while (i < lines.length) {
-    if (checkpoint && para.length === 0) checkpoint(i, blocks.length);
-    const line = lines[i];
-    const fence = FENCE.exec(line);
-    if (fence) {
-      flush();
-      const marker = fence[1];
-      const body: string[] = [];
-      i++;
-      let closed = false;
-      while (i < lines.length) {
-        const l = lines[i];
-        if (l.trimStart().startsWith(marker[0].repeat(marker.length)) && l.trim().replace(/[`~]/g, "") === "") {
-          closed = true;
-          i++;
-          break;
-        }
-        body.push(l);
-        i++;
-      }
-      blocks.push({ type: "code", lang: fence[2] ?? "", text: body.join("\n"), open: !closed });
-      continue;
-    }
-    if (line.trim() === "") {
-      flush();
-      i++;
-      continue;
-    }
-    const heading = HEADING.exec(line);
-    if (heading) {
-      flush();
-      blocks.push({ type: "heading", level: heading[1].length, inlines: parseInline(heading[2]) });
-      i++;
-      continue;
-    }
-    if (HR.test(line)) {
-      flush();
-      blocks.push({ type: "hr" });
-      i++;
-      continue;
-    }
-    const bullet = BULLET.exec(line);
-    const ordered = ORDERED.exec(line);
-    if (bullet || ordered) {
-      flush();
-      const isOrdered = !bullet;
-      const start = ordered ? Number(ordered[1]) : 1;
-      const items: string[] = [];
-      while (i < lines.length) {
-        const l = lines[i];
-        const m = isOrdered ? ORDERED.exec(l) : BULLET.exec(l);
-        if (m) {
-          items.push(isOrdered ? m[2] : m[1]);
-        } else if (l.trim() !== "" && /^\s{2,}/.test(l) && items.length) {
-          items[items.length - 1] += `\n${l.trim()}`;
-        } else {
-          break;
-        }
-        i++;
-      }
-      blocks.push({ type: "list", ordered: isOrdered, start, items: items.map(parseInline) });
-      continue;
-    }
-    const quote = QUOTE.exec(line);
-    if (quote) {
-      flush();
-      const body: string[] = [];
-      while (i < lines.length) {
-        const m = QUOTE.exec(lines[i]);
-        if (!m) break;
-        body.push(m[1]);
-        i++;
-      }
-      blocks.push({ type: "quote", inlines: parseInline(body.join("\n")) });
-      continue;
-    }
-    para.push(line);
-    i++;
+/** The address if it may be opened (http, https, mailto; absolute), else null. */
+export function safeHref(url: string): string | null {
+  const trimmed = url.trim();
+  if (!trimmed) return null;
+  let parsed: URL;
+  try {
+    parsed = new URL(trimmed);
+  } catch {
+    return null;
   }
-  flush();
-  return blocks;
+  return SAFE_SCHEMES.has(parsed.protocol) ? parsed.href : null;
 }
 
-/**
- * Parses a reply while it streams. Text only grows at the end, so the blocks before the last
- * safe checkpoint are kept and only the text after it is parsed again: the work per update is
- * the size of the last block or two, not the size of the whole reply. Any other change (the text
- * replaced, not extended) parses from scratch. Results equal parseMarkdown's.
- */
-export class StreamingMarkdown {
-  #text = "";
-  /** Blocks of text[0, #offset), final. */
-  #stable: Block[] = [];
-  /** Where the unparsed rest starts: always the start of a line. */
-  #offset = 0;
-
-  update(text: string): Block[] {
-    if (!text.startsWith(this.#text) || text.includes("\r", this.#offset)) {
-      this.#stable = [];
-      this.#offset = 0;
-      if (text.includes("\r")) {
-        this.#text = "";
-        return parseMarkdown(text);
-      }
-    }
-    this.#text = text;
-    const lines = text.slice(this.#offset).split("\n");
-    // A checkpoint is safe when its line is complete (not the last, still growing one: lists and
-    // quotes end by reading it), or when a complete blank line ended the blocks before it.
-    let safeLine = 0;
-    let safeBlocks = 0;
-    const last = lines.length - 1;
-    const tail = parseLines(lines, (line, count) => {
-      if (line < last || (line > 0 && lines[line - 1].trim() === "")) {
-        safeLine = line;
-        safeBlocks = count;
-      }
-    });
-    if (safeLine > 0) {
-      for (let k = 0; k < safeLine; k++) this.#offset += lines[k].length + 1;
-      this.#stable = this.#stable.concat(tail.slice(0, safeBlocks));
-      return this.#stable.concat(tail.slice(safeBlocks));
-    }
-    return this.#stable.concat(tail);
-  }
+function imageHref(url: string): string | null {
+  const href = safeHref(url);
+  return href && !href.startsWith("mailto:") ? href : null;
 }
 
-/** Inline code first (its content is literal), then **bold** / __bold__, then *em* / _em_. */
-export function parseInline(text: string): Inline[] {
-  const out: Inline[] = [];
-  const parts = text.split(/(`+)([^`]|[^`][\s\S]*?[^`])\1(?!`)/);
-  // split with 2 capture groups yields: text, ticks, code, text, ticks, code, ...
-  for (let k = 0; k < parts.length; k += 3) {
-    if (parts[k]) out.push(...emphasis(parts[k]));
-    if (k + 2 < parts.length) out.push({ t: "code", v: parts[k + 2].replace(/^ (.+) $/, "$1") });
-  }
-  return merge(out);
+function lex(text: string): Token[] {
+  return new Lexer({ gfm: true, breaks: false }).lex(text);
 }
 
-// Candidates in priority order; "_" forms must not touch word characters (snake_case, __dunder).
-const EMPHASIS: { re: RegExp; strong: boolean; underscore: boolean }[] = [
-  { re: /\*\*(?=\S)([\s\S]*?\S)\*\*/g, strong: true, underscore: false },
-  { re: /__(?=\S)([\s\S]*?\S)__(?!\w)/g, strong: true, underscore: true },
-  { re: /\*(?=[^\s*])([\s\S]*?[^\s*])\*(?!\*)/g, strong: false, underscore: false },
-  { re: /_(?=[^\s_])([\s\S]*?[^\s_])_(?!\w)/g, strong: false, underscore: true },
-];
+// marked's union includes a generic token (extensions) whose `type` is any string; ours never
+// loads extensions, and anything unexpected is shown as its raw text.
+const known = (token: Token) => token as MarkedToken;
 
-function emphasis(text: string): Inline[] {
-  let best: { index: number; length: number; inner: string; strong: boolean } | null = null;
-  for (const { re, strong, underscore } of EMPHASIS) {
-    re.lastIndex = 0;
-    for (let m = re.exec(text); m; m = re.exec(text)) {
-      if (underscore && m.index > 0 && /\w/.test(text[m.index - 1])) {
-        re.lastIndex = m.index + 1;
-        continue;
-      }
-      if (!best || m.index < best.index) best = { index: m.index, length: m[0].length, inner: m[1], strong };
-      break;
-    }
-  }
-  if (!best) return text ? [{ t: "text", v: text }] : [];
-  const before = text.slice(0, best.index);
-  const after = text.slice(best.index + best.length);
-  const inner = emphasis(best.inner);
-  const node: Inline = best.strong ? { t: "strong", v: inner } : { t: "em", v: inner };
-  return [...(before ? [{ t: "text", v: before } as Inline] : []), node, ...emphasis(after)];
-}
-
-function merge(list: Inline[]): Inline[] {
-  const out: Inline[] = [];
-  for (const node of list) {
-    const last = out[out.length - 1];
-    if (node.t === "text" && last?.t === "text") {
-      out[out.length - 1] = { t: "text", v: last.v + node.v };
-    } else if (!(node.t === "text" && node.v === "")) {
-      out.push(node);
-    }
+function blocks(tokens: readonly Token[]): Block[] {
+  const out: Block[] = [];
+  for (const token of tokens) {
+    const block = toBlock(token);
+    if (block) out.push(block);
   }
   return out;
 }
 
-/** Splits an FTS snippet with `[hit]` markers into plain and marked runs. */
-export function snippetRuns(snippet: string): { mark: boolean; text: string }[] {
-  const runs: { mark: boolean; text: string }[] = [];
-  const re = /\[([^\]]*)\]/g;
-  let last = 0;
-  for (let m = re.exec(snippet); m; m = re.exec(snippet)) {
-    if (m.index > last) runs.push({ mark: false, text: snippet.slice(last, m.index) });
-    if (m[1]) runs.push({ mark: true, text: m[1] });
-    last = m.index + m[0].length;
+function toBlock(generic: Token): Block | null {
+  const token = known(generic);
+  switch (token.type) {
+    case "paragraph":
+      return { t: "p", c: inlines(token.tokens) };
+    // Text at block level: the content of a tight list item.
+    case "text":
+      return { t: "p", c: token.tokens ? inlines(token.tokens) : [{ t: "text", v: decodeHTML(token.text) }] };
+    case "heading":
+      return { t: "h", level: token.depth, c: inlines(token.tokens) };
+    case "code":
+      return { t: "code", lang: (token.lang ?? "").trim().split(/\s+/)[0].slice(0, 40), text: token.text, closed: fenceClosed(token.raw) };
+    case "list":
+      return {
+        t: "list",
+        ordered: token.ordered,
+        start: typeof token.start === "number" ? token.start : 1,
+        tight: !token.loose && token.items.every((item) => !item.loose),
+        items: token.items.map((item) => ({
+          checked: item.task ? item.checked === true : null,
+          c: blocks(item.tokens.filter((t) => t.type !== "checkbox")),
+        })),
+      };
+    case "blockquote":
+      return { t: "quote", c: blocks(token.tokens) };
+    case "table": {
+      const width = token.header.length;
+      const row = (cells: Tokens.TableCell[]) =>
+        Array.from({ length: width }, (_, i) => (cells[i] ? inlines(cells[i].tokens) : []));
+      return { t: "table", align: token.align.slice(0, width), head: row(token.header), rows: token.rows.map(row) };
+    }
+    case "hr":
+      return { t: "hr" };
+    case "html":
+      return { t: "html", v: token.text.replace(/\n+$/, "") };
+    // Blank lines, and definitions (used by the references that name them).
+    case "space":
+    case "def":
+      return null;
+    default:
+      return generic.raw.trim() ? { t: "p", c: [{ t: "text", v: generic.raw }] } : null;
   }
-  if (last < snippet.length) runs.push({ mark: false, text: snippet.slice(last) });
-  return runs;
+}
+
+function inlines(tokens: readonly Token[]): Inline[] {
+  const out: Inline[] = [];
+  const push = (inline: Inline) => {
+    const last = out[out.length - 1];
+    // Adjacent text (escapes and raw HTML among text) reads as one run.
+    if (inline.t === "text" && last?.t === "text") out[out.length - 1] = { t: "text", v: last.v + inline.v };
+    else if (!(inline.t === "text" && inline.v === "")) out.push(inline);
+  };
+  for (const token of tokens) {
+    // Text with tokens inside (marked nests them in list items): its inlines, in place.
+    if (token.type === "text" && token.tokens) for (const inner of inlines(token.tokens)) push(inner);
+    else push(toInline(token));
+  }
+  return out;
+}
+
+function toInline(generic: Token): Inline {
+  const token = known(generic);
+  switch (token.type) {
+    case "text":
+      return { t: "text", v: decodeHTML(token.text) };
+    case "escape":
+      return { t: "text", v: token.text };
+    case "html":
+      return { t: "text", v: token.text };
+    case "codespan":
+      return { t: "code", v: token.text };
+    case "strong":
+      return { t: "strong", c: inlines(token.tokens) };
+    case "em":
+      return { t: "em", c: inlines(token.tokens) };
+    case "del":
+      return { t: "del", c: inlines(token.tokens) };
+    case "link":
+      return { t: "link", href: safeHref(decodeHTML(token.href)), title: decodeHTML(token.title ?? ""), c: inlines(token.tokens) };
+    case "image":
+      return { t: "image", href: imageHref(decodeHTML(token.href)), alt: decodeHTML(token.text) };
+    case "br":
+      return { t: "br" };
+    case "checkbox":
+      return { t: "text", v: token.checked ? "[x] " : "[ ] " };
+    default:
+      return { t: "text", v: generic.raw };
+  }
+}
+
+/** Whether a fenced code block's source ends with its closing fence (indented code: always). */
+function fenceClosed(raw: string): boolean {
+  const open = /^ {0,3}(`{3,}|~{3,})/.exec(raw);
+  if (!open) return true;
+  const lines = raw.replace(/\n+$/, "").split("\n");
+  if (lines.length < 2) return false;
+  const last = lines[lines.length - 1].trim();
+  const fence = open[1];
+  return last.length >= fence.length && last === fence[0].repeat(last.length);
+}
+
+/** Parses a whole text. */
+export function parseMarkdown(text: string): Block[] {
+  return blocks(lex(text));
+}
+
+/** Link reference definitions: their references may sit in blocks before them. */
+const DEFINITION = /^ {0,3}\[[^\]\n]+\]:/m;
+
+export interface StreamedBlocks {
+  /** Final: never change again while the text grows. The same objects on every update. */
+  sealed: Block[];
+  /** The last block (or none), parsed again on every update. */
+  tail: Block[];
+}
+
+/**
+ * Parses a reply while it streams in, from the pieces that arrive. A top-level block followed
+ * by another one is closed for good (the next one could only start once it ended), so it is
+ * converted once and sealed; only the text of the last block is kept and parsed again on each
+ * update. The work per update is the size of the last block, never of the reply, and the
+ * reply itself is not held here. `finish` parses the whole text once only when that could
+ * differ (reference definitions, whose references may come before them).
+ */
+export class StreamingMarkdown {
+  #sealed: Block[] = [];
+  /** The text from the start of the last block on. */
+  #tail = "";
+  /** A carriage return ended the last piece: a line feed may follow in the next. */
+  #pendingCr = false;
+  #definitions = false;
+
+  /** Adds the next piece of the reply. */
+  append(piece: string): StreamedBlocks {
+    this.#tail += this.#normalize(piece);
+    const tokens = lex(this.#tail);
+    // The last token that is a block (not blank lines): it may still grow, the rest is final.
+    let last = tokens.length - 1;
+    while (last >= 0 && tokens[last].type === "space") last--;
+    if (last <= 0) return { sealed: this.#sealed, tail: blocks(tokens) };
+    let cut = 0;
+    for (let i = 0; i < last; i++) cut += tokens[i].raw.length;
+    const done = this.#tail.slice(0, cut);
+    if (!this.#definitions && DEFINITION.test(done)) this.#definitions = true;
+    this.#sealed = this.#sealed.concat(blocks(tokens.slice(0, last)));
+    this.#tail = this.#tail.slice(cut);
+    return { sealed: this.#sealed, tail: blocks(tokens.slice(last)) };
+  }
+
+  /** The reply ended with `piece`; `whole` gives its whole text if a full parse is needed. */
+  finish(piece: string, whole: () => string): StreamedBlocks {
+    this.#tail += this.#normalize(piece) + (this.#pendingCr ? "\n" : "");
+    this.#pendingCr = false;
+    if (this.#definitions || (this.#sealed.length > 0 && DEFINITION.test(this.#tail))) {
+      this.#sealed = parseMarkdown(whole());
+    } else {
+      const done = blocks(lex(this.#tail));
+      if (done.length > 0) this.#sealed = this.#sealed.concat(done);
+    }
+    this.#tail = "";
+    return { sealed: this.#sealed, tail: [] };
+  }
+
+  /** Line ends as marked reads them (CR LF and CR are LF), so lengths add up across pieces. */
+  #normalize(piece: string): string {
+    let text = this.#pendingCr ? `\r${piece}` : piece;
+    this.#pendingCr = text.endsWith("\r");
+    if (this.#pendingCr) text = text.slice(0, -1);
+    return text.includes("\r") ? text.replace(/\r\n?/g, "\n") : text;
+  }
 }

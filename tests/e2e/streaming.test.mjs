@@ -1,0 +1,175 @@
+// A long reply in the real window: 20 000 tokens at about 200 tokens/s, a heading and a code
+// block every 50 tokens, streamed by the stand-in server. Asserts that the window keeps drawing
+// (longest frame gap under 100 ms), that the screen does not lag behind the DOM when the turn
+// ends, that the app's memory comes back near its idle figure, and that the reply reads back
+// from its first section, windowed, both where it streamed and reopened from the list. The
+// figures (frame-gap distribution, memory) are printed and written to
+// tests/e2e/out/streaming-figures.json.
+
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+
+import { App, OUT, Standin, log, makeTemp, scenario as wrap, standinEnv, sleep, stopAll, waitFor } from "./harness.mjs";
+import { frameStats, longReplyTokens, treeRss } from "./figures.mjs";
+
+const TOKENS = Number(process.env.E2E_STREAM_TOKENS || 20_000);
+/** How many headed sections the reply has. */
+const SECTIONS = longReplyTokens(TOKENS).filter((t) => t.startsWith("Section ")).length;
+/** Pause between streamed events: about 200 tokens/s (a 4 ms sleep and the write take ~5 ms). */
+const DELAY_MS = 4;
+
+let tmp;
+let stand;
+let app;
+const scenario = (name, body) => wrap(name, () => app, body);
+
+describe("a 20 000-token reply", { timeout: 600_000 }, () => {
+  before(async () => {
+    const dirs = makeTemp();
+    tmp = dirs.tmp;
+    stand = await Standin.start();
+    app = await App.launch({
+      logDir: tmp,
+      env: standinEnv(stand, dirs),
+    });
+  });
+
+  after(async () => {
+    if (app) await app.close();
+    await stopAll();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it(
+    "streams with no frame gap over 100 ms, the screen in step with the DOM, and memory near idle",
+    scenario("long-stream", async () => {
+      const { session } = app;
+      const appPid = app.driver.pid;
+      // Idle: the window settled, nothing streaming.
+      await sleep(4000);
+      await session.execute(`
+        window.__gaps = []; window.__watch = true; let last = performance.now();
+        const f = () => { const n = performance.now(); window.__gaps.push(n - last); last = n;
+          if (window.__watch) requestAnimationFrame(f); };
+        requestAnimationFrame(f);`);
+      await sleep(8000);
+      const idleFrames = frameStats(await session.execute("window.__watch = false; return window.__gaps;"));
+      const idleRss = treeRss(appPid);
+      log(`idle: ${JSON.stringify(idleFrames)}; RSS ${idleRss.mb} MB`);
+      for (const p of idleRss.processes) log(`  ${p.pid} ${p.name}: ${p.mb} MB`);
+
+      const tokens = longReplyTokens(TOKENS);
+      await stand.push({ kind: "openai", items: [{ type: "text", tokens }], delay_ms: DELAY_MS });
+      // Frames, and how long after the status turns `done` in the DOM two more frames are drawn.
+      await session.execute(`
+        window.__gaps = []; window.__watch = true; window.__doneLag = null; let last = performance.now();
+        const f = () => { const n = performance.now(); window.__gaps.push(n - last); last = n;
+          if (window.__watch) requestAnimationFrame(f); };
+        requestAnimationFrame(f);
+        const status = document.querySelector('[data-testid="turn-status"]');
+        new MutationObserver(() => {
+          if (status.textContent !== "done" || window.__doneLag !== null) return;
+          const at = performance.now();
+          window.__doneLag = -1;
+          requestAnimationFrame(() => requestAnimationFrame(() => { window.__doneLag = performance.now() - at; }));
+        }).observe(status, { childList: true, characterData: true, subtree: true });`);
+      const started = Date.now();
+      await app.sendPrompt("Write the long report");
+      // Polled gently: every WebDriver command runs a script in the page too.
+      await waitFor(
+        "turn-status done",
+        async () => {
+          const now = await app.status();
+          if (now === "error") throw new Error(`turn failed: ${await session.textOf("error-banner")}`);
+          return now === "done";
+        },
+        { timeout: 480_000, interval: 1000 },
+      );
+      const seconds = (Date.now() - started) / 1000;
+      await sleep(300);
+      const stream = frameStats(await session.execute("window.__watch = false; return window.__gaps;"));
+      const doneLag = await session.execute("return window.__doneLag;");
+      const text = await session.execute(
+        'const m = document.querySelectorAll(\'[data-testid="assistant-message"]\'); return m[m.length - 1].textContent;',
+      );
+      const dom = await session.execute("return document.getElementsByTagName('*').length;");
+      log(`stream: ${TOKENS} tokens in ${seconds.toFixed(1)} s (${Math.round(TOKENS / seconds)} tokens/s); ${dom} DOM nodes in the window`);
+      log(`frames while streaming: ${JSON.stringify(stream)}`);
+      // Each quarter of the stream on its own: the cost per frame must not grow with the reply.
+      const gaps = await session.execute("return window.__gaps;");
+      const size = Math.ceil(gaps.length / 4);
+      const quarters = [0, 1, 2, 3].map((q) => frameStats([0, ...gaps.slice(q * size, (q + 1) * size)]));
+      quarters.forEach((q, i) => log(`  quarter ${i + 1}: ${JSON.stringify(q)}`));
+      log(`two frames drawn ${doneLag === null ? "?" : Math.round(doneLag)} ms after the status turned done`);
+
+      // Memory once the reply is in and the page had a moment to collect its garbage.
+      await sleep(30_000);
+      const afterRss = treeRss(appPid);
+      const growth = afterRss.mb - idleRss.mb;
+      log(`RSS after the reply: ${afterRss.mb} MB (idle ${idleRss.mb} MB, growth ${growth} MB)`);
+      for (const p of afterRss.processes) log(`  ${p.pid} ${p.name}: ${p.mb} MB`);
+
+      fs.mkdirSync(OUT, { recursive: true });
+      const figures = {
+        tokens: TOKENS,
+        seconds,
+        tokens_per_s: Math.round(TOKENS / seconds),
+        dom_nodes: dom,
+        idle_frames: idleFrames,
+        stream_frames: stream,
+        stream_quarters: quarters,
+        done_to_two_frames_ms: doneLag,
+        idle_rss_mb: idleRss.mb,
+        after_rss_mb: afterRss.mb,
+        growth_mb: growth,
+        processes: afterRss.processes,
+      };
+      fs.writeFileSync(path.join(OUT, "streaming-figures.json"), `${JSON.stringify(figures, null, 2)}\n`);
+
+      // The end of the reply is on screen (the window holds the blocks around it).
+      assert.ok(text.includes(`Section ${SECTIONS}`) && text.includes(`section_${SECTIONS - 1}()`), "the end of the reply is shown");
+      assert.ok(stream.max < 100, `longest frame gap ${Math.round(stream.max)} ms while streaming; want under 100 ms`);
+      assert.ok(doneLag !== null && doneLag >= 0 && doneLag < 250, `the screen caught up ${doneLag} ms after done`);
+      assert.ok(growth < 50, `memory grew ${growth} MB over idle; want under 50 MB`);
+    }),
+  );
+
+  it(
+    "reads back from the start: scrolling up brings the first blocks, here and reopened from the list",
+    scenario("long-reply-scroll-up", async () => {
+      const { session } = app;
+      /** Scrolls the chat to its top, a screen at a time as a reader would, until it stays there. */
+      const toTop = async () => {
+        for (let i = 0; i < 400; i++) {
+          const top = await session.execute(
+            "const s = document.querySelector('.scroller'); s.scrollTop = Math.max(0, s.scrollTop - 2000); return s.scrollTop;",
+          );
+          await sleep(30);
+          if (top === 0 && (await session.execute("return document.querySelector('.scroller').scrollTop;")) === 0) return;
+        }
+        throw new Error("the chat never reached its top");
+      };
+      const firstVisible = () =>
+        session.execute(`
+          const s = document.querySelector('.scroller').getBoundingClientRect();
+          const h = Array.from(document.querySelectorAll('[data-testid="assistant-message"] h2'))
+            .find((e) => { const r = e.getBoundingClientRect(); return r.bottom > s.top && r.top < s.bottom; });
+          return h ? h.textContent : null;`);
+      await toTop();
+      assert.equal(await firstVisible(), "Section 1", "the first section shows at the top of the reply");
+      const nodes = await session.execute("return document.getElementsByTagName('*').length;");
+      assert.ok(nodes < 3000, `${nodes} DOM nodes: only a window of the reply is rendered`);
+
+      // The same reply opened from the session list: windowed from the start, readable to its top.
+      await app.newConversation();
+      await session.click(await session.byTestId("session-item"));
+      await waitFor("the reopened reply", async () => (await app.texts("assistant-message")).some((t) => t.includes(`Section ${SECTIONS}`)), {
+        timeout: 30_000,
+      });
+      await toTop();
+      assert.equal(await firstVisible(), "Section 1");
+    }),
+  );
+});
