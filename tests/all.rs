@@ -6,6 +6,7 @@ mod standin;
 mod agent;
 mod cli;
 mod history;
+mod mcp;
 mod providers;
 mod sse;
 mod tools;

@@ -11,6 +11,7 @@ pub mod event;
 pub mod history;
 pub mod local_servers;
 pub mod logging;
+pub mod mcp;
 pub mod message;
 pub mod provider;
 pub mod repair;

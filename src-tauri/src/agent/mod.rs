@@ -7,6 +7,7 @@ pub mod batcher;
 pub mod prompt;
 mod turn;
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
@@ -17,6 +18,7 @@ pub use approval::{ApprovalBroker, ApprovalPolicy};
 use crate::config::{ConfigError, Settings};
 use crate::event::ErrorKind;
 use crate::history::{Record, Recorder, SessionLog, TurnStatus};
+use crate::mcp::{McpManager, Route};
 use crate::message::Message;
 use crate::provider::{ModelClient, ModelError, ToolSpec};
 use crate::todo::TodoStore;
@@ -71,6 +73,12 @@ pub struct Agent {
     client: ModelClient,
     recorder: Option<Recorder>,
     turns: u64,
+    /// Where MCP tools come from; None runs the built-in tools only.
+    mcp: Option<McpManager>,
+    /// This turn's MCP tools, by the name the model sees.
+    mcp_routes: HashMap<String, Route>,
+    /// MCP servers whose tools the user allowed in this session.
+    mcp_approved: HashSet<String>,
 }
 
 impl Agent {
@@ -92,6 +100,9 @@ impl Agent {
             client,
             recorder,
             turns: 0,
+            mcp: None,
+            mcp_routes: HashMap::new(),
+            mcp_approved: HashSet::new(),
         })
     }
 
@@ -180,6 +191,11 @@ impl Agent {
         self.client = ModelClient::new(&settings)?;
         self.settings = settings;
         Ok(())
+    }
+
+    /// Uses the tools of these MCP servers from the next turn on (None: built-in tools only).
+    pub fn set_mcp(&mut self, mcp: Option<McpManager>) {
+        self.mcp = mcp;
     }
 
     fn record(&self, record: Record) {

@@ -10,7 +10,8 @@ use super::{Agent, MAX_TOKENS, TurnOutcome};
 use crate::cancel::{CancellationToken, Cancelled, OrCancel};
 use crate::event::{ErrorKind, Event, EventSink, Usage};
 use crate::history::{Record, TurnError, TurnStatus};
-use crate::message::{Message, ToolCall};
+use crate::mcp::Route;
+use crate::message::{McpResult, Message, ToolCall, ToolImage};
 use crate::provider::{Completion, ModelError, ModelRequest, StreamDelta};
 use crate::repair::{is_empty_assistant, repair_history};
 use crate::tools::{ToolContext, ToolOutput};
@@ -70,6 +71,9 @@ impl Agent {
         cancel: &CancellationToken,
         usage: &mut Option<Usage>,
     ) -> Stop {
+        if self.prepare_tools(cancel).await.is_err() {
+            return Stop::Cancelled { partial: None };
+        }
         let max = self.settings.max_iterations.max(1);
         for _ in 0..max {
             if cancel.is_cancelled() {
@@ -124,20 +128,25 @@ impl Agent {
                     id: call.id.clone(),
                     name: call.name.clone(),
                     arguments: call.arguments_value(),
+                    server: self.server_of(&call.name),
                 });
             }
             for call in &calls {
                 if cancel.is_cancelled() {
                     return Stop::Cancelled { partial: None };
                 }
-                let Some(output) = self.run_tool(call, events, approvals, cancel).await else {
+                let Some((output, images)) = self.run_tool(call, events, approvals, cancel).await
+                else {
                     return Stop::Cancelled { partial: None };
                 };
+                let server = self.server_of(&call.name);
                 events.emit(Event::ToolResult {
                     id: call.id.clone(),
                     name: call.name.clone(),
                     content: output.content.clone(),
                     is_error: output.is_error,
+                    server: server.clone(),
+                    images: images.clone(),
                 });
                 if output.todos_changed {
                     let todos = self.todos.items().to_vec();
@@ -155,6 +164,7 @@ impl Agent {
                     name: call.name.clone(),
                     content: output.content,
                     is_error: output.is_error,
+                    mcp: server.map(|server| Box::new(McpResult { server, images })),
                 });
                 if cancel.is_cancelled() {
                     return Stop::Cancelled { partial: None };
@@ -211,32 +221,75 @@ impl Agent {
         (result, streamed)
     }
 
-    /// Runs one call after the approval check. None when the turn was cancelled before the
-    /// tool produced a result.
+    /// This turn's tools: the built-in ones, and the MCP tools of the servers that are ready
+    /// (waiting for servers still starting). Err when the turn was cancelled meanwhile.
+    async fn prepare_tools(&mut self, cancel: &CancellationToken) -> Result<(), Cancelled> {
+        let mut tools = crate::tools::specs();
+        self.mcp_routes.clear();
+        if let Some(mcp) = self.mcp.clone() {
+            let turn = mcp.turn_tools().or_cancel(cancel).await?;
+            tools.extend(turn.specs);
+            self.mcp_routes = turn.routes;
+        }
+        self.tools = tools;
+        Ok(())
+    }
+
+    /// The MCP server behind a tool name of this turn.
+    fn server_of(&self, tool: &str) -> Option<String> {
+        self.mcp_routes.get(tool).map(|route| route.server.clone())
+    }
+
+    /// Runs one call after the approval check: its output, and the images it returned. None
+    /// when the turn was cancelled before the tool produced a result.
     async fn run_tool(
         &mut self,
         call: &ToolCall,
         events: &TokenBatcher<'_>,
         approvals: &ApprovalPolicy,
         cancel: &CancellationToken,
-    ) -> Option<ToolOutput> {
+    ) -> Option<(ToolOutput, Vec<ToolImage>)> {
+        if let Some(route) = self.mcp_routes.get(&call.name).cloned() {
+            return self
+                .run_mcp_tool(call, &route, events, approvals, cancel)
+                .await;
+        }
+        if !crate::tools::TOOL_NAMES.contains(&call.name.as_str())
+            && call.name.contains(crate::mcp::names::SEPARATOR)
+        {
+            return Some((
+                error_output(format!(
+                    "the tool {:?} is not available now: its MCP server is switched off, failed, \
+                     or is no longer configured; use the tools you were given",
+                    call.name
+                )),
+                Vec::new(),
+            ));
+        }
         if let Some(reason) = crate::tools::approval_reason(call) {
             match approvals {
                 ApprovalPolicy::ApproveAll => {}
                 ApprovalPolicy::DenyAll => {
-                    return Some(error_output(format!(
-                        "refused: needs approval (run with --approve-all to allow): {reason}"
-                    )));
+                    return Some((
+                        error_output(format!(
+                            "refused: needs approval (run with --approve-all to allow): {reason}"
+                        )),
+                        Vec::new(),
+                    ));
                 }
                 ApprovalPolicy::Ask(broker) => {
-                    match ask(broker, call, reason.clone(), events, cancel).await {
+                    let command = command_text(call);
+                    match ask(broker, call, command, reason.clone(), events, cancel).await {
                         None => return None,
                         Some(true) => {}
                         Some(false) => {
-                            return Some(error_output(format!(
-                                "denied by the user ({reason}); do not retry this command, \
-                                 ask the user or choose a safer way"
-                            )));
+                            return Some((
+                                error_output(format!(
+                                    "denied by the user ({reason}); do not retry this command, \
+                                     ask the user or choose a safer way"
+                                )),
+                                Vec::new(),
+                            ));
                         }
                     }
                 }
@@ -247,7 +300,67 @@ impl Agent {
             todos: &mut self.todos,
             cancel,
         };
-        crate::tools::run(call, ctx).or_cancel(cancel).await.ok()
+        let output = crate::tools::run(call, ctx).or_cancel(cancel).await.ok()?;
+        Some((output, Vec::new()))
+    }
+
+    /// An MCP tool: the first call to an untrusted server in a session asks for approval,
+    /// then the call goes to the server. A cancel drops the call, which tells the server.
+    async fn run_mcp_tool(
+        &mut self,
+        call: &ToolCall,
+        route: &Route,
+        events: &TokenBatcher<'_>,
+        approvals: &ApprovalPolicy,
+        cancel: &CancellationToken,
+    ) -> Option<(ToolOutput, Vec<ToolImage>)> {
+        let refused = |text: String| Some((error_output(text), Vec::new()));
+        if !route.trusted && !self.mcp_approved.contains(&route.server) {
+            match approvals {
+                ApprovalPolicy::ApproveAll => {}
+                ApprovalPolicy::DenyAll => {
+                    return refused(format!(
+                        "refused: the tools of the MCP server {:?} need approval; run with \
+                         --approve-all, or set \"trusted\": true for it in mcp.json",
+                        route.server
+                    ));
+                }
+                ApprovalPolicy::Ask(broker) => {
+                    let command = format!("{} → {} {}", route.server, route.tool, call.arguments);
+                    let reason = format!(
+                        "first use of the MCP server {:?} in this session; allowing it lets its \
+                         tools run for the rest of the session",
+                        route.server
+                    );
+                    match ask(broker, call, command, reason, events, cancel).await {
+                        None => return None,
+                        Some(true) => {}
+                        Some(false) => {
+                            return refused(format!(
+                                "denied by the user: the tools of the MCP server {:?} may not run \
+                                 now; do without them or ask the user",
+                                route.server
+                            ));
+                        }
+                    }
+                }
+            }
+            self.mcp_approved.insert(route.server.clone());
+        }
+        let mcp = self.mcp.clone()?;
+        let output = mcp
+            .call(route, &call.arguments)
+            .or_cancel(cancel)
+            .await
+            .ok()?;
+        Some((
+            ToolOutput {
+                content: output.content,
+                is_error: output.is_error,
+                todos_changed: false,
+            },
+            output.images,
+        ))
     }
 
     fn push_recorded(&mut self, message: Message) {
@@ -287,13 +400,14 @@ impl Agent {
                 }
                 // Results for calls that never finished: in memory now (cheap), so the UI sees
                 // every tool card closed before `Cancelled`.
-                let synthetic = repair_history(&mut self.messages);
+                let synthetic = self.repair_tagged();
                 for message in &synthetic {
                     if let Message::Tool {
                         tool_call_id,
                         name,
                         content,
                         is_error,
+                        mcp,
                     } = message
                     {
                         events.emit(Event::ToolResult {
@@ -301,6 +415,8 @@ impl Agent {
                             name: name.clone(),
                             content: content.clone(),
                             is_error: *is_error,
+                            server: mcp.as_ref().map(|mcp| mcp.server.clone()),
+                            images: Vec::new(),
                         });
                     }
                 }
@@ -332,7 +448,7 @@ impl Agent {
                 if let Some(partial) = partial {
                     self.push_recorded(partial);
                 }
-                for synthetic in repair_history(&mut self.messages) {
+                for synthetic in self.repair_tagged() {
                     self.record(Record::Message {
                         ts: Utc::now(),
                         message: synthetic,
@@ -357,6 +473,26 @@ impl Agent {
         }
     }
 
+    /// `repair_history`, with the synthetic results of MCP calls naming their server.
+    fn repair_tagged(&mut self) -> Vec<Message> {
+        let mut synthetic = repair_history(&mut self.messages);
+        let count = synthetic.len();
+        for message in synthetic.iter_mut() {
+            if let Message::Tool { name, mcp, .. } = message {
+                *mcp = self.mcp_routes.get(name.as_str()).map(|route| {
+                    Box::new(McpResult {
+                        server: route.server.clone(),
+                        images: Vec::new(),
+                    })
+                });
+            }
+        }
+        // The copies at the end of the history are the ones the next request sends.
+        let start = self.messages.len() - count;
+        self.messages[start..].clone_from_slice(&synthetic);
+        synthetic
+    }
+
     fn end_turn(&self, turn: u64, status: TurnStatus, error: Option<TurnError>) {
         if let Some(recorder) = &self.recorder {
             recorder.append_sync(Record::TurnEnd {
@@ -369,22 +505,26 @@ impl Agent {
     }
 }
 
+/// What a terminal call runs: its `command`, else the raw arguments.
+fn command_text(call: &ToolCall) -> String {
+    call.arguments_value()
+        .get("command")
+        .and_then(|c| c.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| call.arguments.clone())
+}
+
 /// Asks the user through the broker. None when the turn was cancelled while waiting.
 async fn ask(
     broker: &ApprovalBroker,
     call: &ToolCall,
+    command: String,
     reason: String,
     events: &TokenBatcher<'_>,
     cancel: &CancellationToken,
 ) -> Option<bool> {
     let id = uuid::Uuid::now_v7().to_string();
     let answer = broker.register(&id);
-    let arguments = call.arguments_value();
-    let command = arguments
-        .get("command")
-        .and_then(|c| c.as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| call.arguments.clone());
     events.emit(Event::ApprovalRequest {
         id: id.clone(),
         tool_call_id: call.id.clone(),

@@ -347,10 +347,15 @@ pub fn markdown(log: &SessionLog) -> String {
                 name,
                 content,
                 is_error,
+                mcp,
             } => {
                 let f = fence(content);
+                let from = match mcp {
+                    Some(mcp) => format!(" from MCP server `{}`", mcp.server),
+                    None => String::new(),
+                };
                 md.push_str(&format!(
-                    "\n### Tool result `{name}` ({tool_call_id}){}\n\n{f}\n{content}\n{f}\n",
+                    "\n### Tool result `{name}`{from} ({tool_call_id}){}\n\n{f}\n{content}\n{f}\n",
                     if *is_error { " — error" } else { "" }
                 ));
             }

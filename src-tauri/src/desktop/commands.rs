@@ -36,6 +36,8 @@ pub struct AppStatus {
     env_overrides: Vec<String>,
     /// Set when the saved settings could not be read; says what to do.
     settings_warning: Option<String>,
+    /// Set when mcp.json could not be read; says what happened and what to do.
+    mcp_warning: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -90,6 +92,7 @@ pub fn app_status(app: AppHandle, state: State<'_, AppState>) -> CommandResult<A
         base_url: settings.effective_base_url(),
         env_overrides: settings::env_overrides(),
         settings_warning,
+        mcp_warning: state.mcp.get().and_then(|mcp| mcp.warning()),
     })
 }
 
@@ -267,6 +270,7 @@ pub async fn start_turn(
     tauri::async_runtime::spawn(async move {
         let policy = ApprovalPolicy::Ask(slot.approvals.clone());
         let mut agent = slot.agent.lock().await;
+        agent.set_mcp(app.state::<AppState>().mcp.get().cloned());
         match agent.set_settings(settings) {
             Ok(()) => {
                 agent.run_turn(prompt, &sink, &policy, token).await;

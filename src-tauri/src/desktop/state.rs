@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tauri::ipc::Channel;
@@ -12,6 +12,7 @@ use crate::agent::{Agent, ApprovalBroker};
 use crate::cancel::CancellationToken;
 use crate::event::{Event, EventSink};
 use crate::history::{Index, SessionLog};
+use crate::mcp::McpManager;
 
 pub use crate::sync::lock;
 
@@ -72,6 +73,8 @@ pub struct AppState {
     pub paths: Mutex<HashMap<String, PathBuf>>,
     /// The session log opened last, so paging back through it does not re-read the file.
     pub opened: Mutex<Option<OpenedLog>>,
+    /// The MCP servers, started in the background at start-up.
+    pub mcp: OnceLock<McpManager>,
 }
 
 /// A parsed session log and the file size it was read at (a grown file is read again).
@@ -91,6 +94,7 @@ impl AppState {
             opened: Mutex::new(None),
             paths: Mutex::new(HashMap::new()),
             parked: Mutex::new(HashMap::new()),
+            mcp: OnceLock::new(),
         }
     }
 
@@ -135,6 +139,13 @@ impl AppState {
     pub fn unpark(&self, id: &str, size: u64) -> Option<Agent> {
         let parked = lock(&self.parked).remove(id)?;
         (parked.size == size).then_some(parked.agent)
+    }
+
+    /// Stops the MCP servers and their process groups (exit paths).
+    pub fn stop_mcp(&self) {
+        if let Some(mcp) = self.mcp.get() {
+            mcp.shutdown(crate::mcp::EXIT_GRACE);
+        }
     }
 
     /// Cancels every running turn and waits (up to `timeout`) for them to wind down, so their
