@@ -150,6 +150,18 @@ export class Standin {
   }
 }
 
+/** The environment that points the app at the stand-in (`url`) with its own data and work folders. */
+export function standinEnv(url, dataDir, workDir) {
+  return {
+    TALARIA_PROVIDER: "openai",
+    TALARIA_BASE_URL: `${url}/v1`,
+    TALARIA_MODEL: "standin-model",
+    TALARIA_DATA_DIR: dataDir,
+    TALARIA_WORKDIR: workDir,
+    TALARIA_API_KEY: "sk-standin",
+  };
+}
+
 /** A fresh temp folder with `data/` and `work/` inside. */
 export function makeTemp(prefix = "talaria-e2e-") {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
