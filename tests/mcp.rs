@@ -499,7 +499,12 @@ async fn a_crash_mid_call_is_a_clear_error_the_turn_goes_on_and_the_server_shows
     assert_eq!(outcome, TurnOutcome::Done, "{:?}", events.events());
     let got = results(&events.events());
     assert!(got[0].2, "{got:?}");
-    assert!(got[0].1.contains("stopped during the call"), "{got:?}");
+    assert!(
+        got[0]
+            .1
+            .contains("stopped or could not be reached during the call"),
+        "{got:?}"
+    );
     assert!(
         got[0].1.contains("crashing on purpose"),
         "stderr in the result: {got:?}"
@@ -1097,14 +1102,14 @@ async fn server_everything_over_stdio() {
     stop(mcp).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_everything_over_streamable_http() {
+/// server-everything's streamable HTTP server on a free port, once it listens.
+async fn everything_http() -> (tokio::process::Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut node = tokio::process::Command::new("node")
+    let node = tokio::process::Command::new("node")
         .arg(everything())
         .arg("streamableHttp")
         .env("PORT", port.to_string())
@@ -1125,12 +1130,64 @@ async fn server_everything_over_streamable_http() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (node, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_everything_over_streamable_http() {
+    let (mut node, port) = everything_http().await;
     let fx = Fixture::new();
     fx.write(json!({ "everything": { "url": format!("http://127.0.0.1:{port}/mcp") } }));
     let mcp = fx.manager();
     use_everything(&fx, &mcp).await;
     stop(mcp).await;
     let _ = node.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_server_that_goes_away() {
+    let (mut node, port) = everything_http().await;
+    let fx = Fixture::new();
+    fx.write(json!({ "everything": { "url": format!("http://127.0.0.1:{port}/mcp"), "tool_timeout_s": 5 } }));
+    let mcp = fx.manager();
+    wait_state(&mcp, "everything", "ready").await;
+    node.kill().await.unwrap();
+    let _ = node.wait().await;
+    let route = mcp.turn_tools().await.routes["everything__echo"].clone();
+    let t0 = Instant::now();
+    let out = mcp.call(&route, r#"{"message": "anyone?"}"#).await;
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert!(out.is_error, "{out:?}");
+    assert!(
+        out.content.contains("could not be reached"),
+        "{}",
+        out.content
+    );
+    assert!(
+        !out.content.contains("::"),
+        "no Rust type names: {}",
+        out.content
+    );
+    // Not left looking ready: failed, restarted once (still gone), failed for good.
+    let failed = wait_state(&mcp, "everything", "failed").await;
+    assert!(
+        failed.error.as_deref().unwrap().contains("closed"),
+        "{failed:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let view = server_view(&mcp, "everything");
+        if view.state == "failed" && view.restart_in_s.is_none() {
+            assert!(
+                view.error.as_deref().unwrap().contains("could not reach"),
+                "{view:?}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{view:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop(mcp).await;
 }
 
 // ---------------------------------------------------------------- bench figures

@@ -85,6 +85,9 @@ const ENTRY_KEYS: [&str; 11] = [
     "tool_timeout_s",
 ];
 
+/// Headers the streamable HTTP transport sets itself.
+const RESERVED_HEADERS: [&str; 3] = ["accept", "mcp-session-id", "last-event-id"];
+
 /// How Talaria reaches a server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -199,6 +202,14 @@ impl ServerEntry {
                     if !name_ok || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
                         return Err(bad(format!(
                             "the header {name:?} is not a valid HTTP header"
+                        )));
+                    }
+                    if RESERVED_HEADERS
+                        .iter()
+                        .any(|r| name.eq_ignore_ascii_case(r))
+                    {
+                        return Err(bad(format!(
+                            "the header {name:?} is set by the MCP client itself; leave it out"
                         )));
                     }
                 }
@@ -546,7 +557,9 @@ mod tests {
         assert!(McpFile::parse("", path).unwrap().servers().is_empty());
         let file = McpFile::parse(
             r#"{"mcpServers": {"a": {"command": 5}, "b": {}, "c": {"command": "x", "url": "http://y"},
-                "d": {"url": "ftp://z"}, "e": {"command": "x", "tool_timeout_s": 0}}}"#,
+                "d": {"url": "ftp://z"}, "e": {"command": "x", "tool_timeout_s": 0},
+                "f": {"url": "http://y", "headers": {"Mcp-Session-Id": "x"}},
+                "g": {"url": "http://y", "type": "sse"}}}"#,
             path,
         )
         .unwrap();

@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{ServerConfig, Transport};
+use super::error_text::root_cause;
 use super::process::{ProcessGroup, StderrTail, TERM_GRACE};
 use crate::sync::lock;
 
@@ -52,6 +53,8 @@ pub type Running = RunningService<RoleClient, Handler>;
 pub struct Connection {
     pub server: String,
     pub peer: Peer<RoleClient>,
+    /// Ends the MCP session (the supervisor then sees it end and reports the server failed).
+    session: CancellationToken,
     group: Mutex<Option<ProcessGroup>>,
     stderr: Option<StderrTail>,
 }
@@ -102,6 +105,12 @@ impl Connection {
         }
     }
 
+    /// Ends the session after its transport failed (a remote server went away): the server
+    /// then shows as failed, and is restarted once on its own.
+    pub fn end_session(&self) {
+        self.session.cancel();
+    }
+
     /// SIGKILL to the whole group, at once.
     pub fn kill(&self) {
         drop(lock(&self.group).take());
@@ -118,7 +127,8 @@ pub struct Launched {
 
 enum LaunchedTransport {
     Stdio(TokioChildProcess),
-    Http(StreamableHttpClientTransport<reqwest_mcp::Client>),
+    /// The transport and its URL (for messages).
+    Http(StreamableHttpClientTransport<reqwest_mcp::Client>, String),
 }
 
 /// Why a server did not start: a sentence, and its stderr.
@@ -198,7 +208,7 @@ pub fn launch(name: &str, config: &ServerConfig) -> Result<Launched, StartError>
                 StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(custom),
             );
             Ok(Launched {
-                transport: LaunchedTransport::Http(transport),
+                transport: LaunchedTransport::Http(transport, url.clone()),
                 group: None,
                 stderr: None,
             })
@@ -239,9 +249,10 @@ pub async fn handshake(
         group,
         stderr,
     } = launched;
-    let served = match transport {
-        LaunchedTransport::Stdio(child) => handler.serve_with_ct(child, stop).await,
-        LaunchedTransport::Http(http) => handler.serve_with_ct(http, stop).await,
+    let session = stop.clone();
+    let (served, url) = match transport {
+        LaunchedTransport::Stdio(child) => (handler.serve_with_ct(child, stop).await, None),
+        LaunchedTransport::Http(http, url) => (handler.serve_with_ct(http, stop).await, Some(url)),
     };
     let running = match served {
         Ok(running) => running,
@@ -251,15 +262,25 @@ pub async fn handshake(
                 Some(tail) => tail.settled(STDERR_SETTLE).await,
                 None => Vec::new(),
             };
-            return Err(StartError {
-                reason: format!("the MCP handshake failed: {error}"),
-                stderr,
-            });
+            let cause = root_cause(&error);
+            let reason = match url {
+                Some(url) => format!(
+                    "could not reach {url}: {cause}; check the address, the headers and that \
+                     the server is running"
+                ),
+                None if !stderr.is_empty() => format!(
+                    "it stopped before the MCP handshake finished ({cause}); its last output \
+                     says why"
+                ),
+                None => format!("the MCP handshake failed: {cause}"),
+            };
+            return Err(StartError { reason, stderr });
         }
     };
     let connection = Arc::new(Connection {
         server: name.to_string(),
         peer: running.peer().clone(),
+        session,
         group: Mutex::new(group),
         stderr,
     });
@@ -268,7 +289,7 @@ pub async fn handshake(
         Err(error) => {
             connection.kill();
             Err(StartError {
-                reason: format!("listing its tools failed: {error}"),
+                reason: format!("listing its tools failed: {}", root_cause(&error)),
                 stderr: connection.stderr().await,
             })
         }

@@ -6,6 +6,7 @@ pub mod config;
 mod connect;
 pub mod content;
 pub mod env;
+mod error_text;
 mod manager;
 pub mod names;
 mod process;

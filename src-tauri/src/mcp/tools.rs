@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::connect::Connection;
 use super::content::{self, McpOutput};
+use super::error_text::root_cause;
 use super::names;
 use crate::provider::ToolSpec;
 
@@ -168,22 +169,29 @@ pub async fn call(
             route.server, route.tool
         )),
         Ok(Err(error)) => {
+            let cause = root_cause(&error);
+            let lost = matches!(
+                error,
+                rmcp::ServiceError::TransportClosed | rmcp::ServiceError::TransportSend(_)
+            ) || connection.peer.is_transport_closed();
+            if !lost {
+                return McpOutput::error(format!(
+                    "the MCP server {:?} could not run {}: {cause}",
+                    route.server, route.tool
+                ));
+            }
+            // The session is gone: end it, so the server shows as failed (and is restarted
+            // once) instead of failing every call while it looks ready.
+            connection.end_session();
             let mut text = format!(
-                "the MCP server {:?} could not run {}: {error}",
+                "the MCP server {:?} stopped or could not be reached during the call to {} \
+                 ({cause})",
                 route.server, route.tool
             );
-            if connection.peer.is_transport_closed()
-                || matches!(error, rmcp::ServiceError::TransportClosed)
-            {
-                text = format!(
-                    "the MCP server {:?} stopped during the call to {} ({error})",
-                    route.server, route.tool
-                );
-                let stderr = connection.stderr().await;
-                if !stderr.is_empty() {
-                    text.push_str("; its last output:\n");
-                    text.push_str(&stderr.join("\n"));
-                }
+            let stderr = connection.stderr().await;
+            if !stderr.is_empty() {
+                text.push_str("; its last output:\n");
+                text.push_str(&stderr.join("\n"));
             }
             McpOutput::error(text)
         }
