@@ -29,7 +29,12 @@ ui/node_modules/.package-lock.json: ui/package.json ui/package-lock.json $(STAMP
 	cd ui && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-deps: $(STAMPS)/system-deps ui/node_modules/.package-lock.json
+# MCP servers nobody here wrote, for the Rust tests (tests/mcp.rs): pinned, never npx at test time.
+tests/mcp_everything/node_modules/.package-lock.json: tests/mcp_everything/package.json tests/mcp_everything/package-lock.json $(STAMPS)/system-deps
+	cd tests/mcp_everything && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: $(STAMPS)/system-deps ui/node_modules/.package-lock.json tests/mcp_everything/node_modules/.package-lock.json
 
 ## --- build ------------------------------------------------------------------
 UI_SOURCES := $(shell find ui/src ui/index.html ui/vite.config.* ui/tsconfig*.json ui/svelte.config.* -type f 2>/dev/null)
@@ -43,7 +48,7 @@ ui-build: ui/dist/index.html
 # The app binary that serves ui/dist (what `tauri build --no-bundle` makes), plus the
 # stand-in LLM server; cargo decides what is stale.
 build: deps ui-build
-	cargo build --bin talaria --example standin
+	cargo build --bin talaria --example standin --example mcp_test_server
 
 ## --- run --------------------------------------------------------------------
 run: build
@@ -67,7 +72,10 @@ ui-check: deps
 	cd ui && npm run --silent check
 	cd ui && npm run --silent test
 
+# The in-repo MCP server the tests drive is an example; built first (the tests would build it
+# themselves, but one cargo at a time is kinder to the machine).
 rust-test: deps ui-build
+	cargo build --example mcp_test_server
 	cargo test --test all --lib
 
 e2e: build $(STAMPS)/tauri-driver

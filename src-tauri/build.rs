@@ -28,6 +28,12 @@ const COMMANDS: &[&str] = &[
     "cancel_compaction",
     "save_history_settings",
     "index_health",
+    "mcp_servers",
+    "mcp_set_enabled",
+    "mcp_set_trusted",
+    "mcp_restart",
+    "mcp_save_server",
+    "mcp_remove_server",
 ];
 
 fn main() {

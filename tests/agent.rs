@@ -14,25 +14,25 @@ use talaria::message::Message;
 use crate::standin::{Reply, StandIn};
 
 /// The contract: from cancel() to the `cancelled` event and to the socket closed.
-const CANCEL_BUDGET: Duration = Duration::from_millis(50);
+pub(crate) const CANCEL_BUDGET: Duration = Duration::from_millis(50);
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum P {
+pub(crate) enum P {
     OpenAi,
     Anthropic,
 }
 
-const BOTH: [P; 2] = [P::OpenAi, P::Anthropic];
+pub(crate) const BOTH: [P; 2] = [P::OpenAi, P::Anthropic];
 
 impl P {
-    fn reply(self) -> Reply {
+    pub(crate) fn reply(self) -> Reply {
         match self {
             P::OpenAi => Reply::openai(),
             P::Anthropic => Reply::anthropic(),
         }
     }
 
-    fn call_id(self, n: u32) -> String {
+    pub(crate) fn call_id(self, n: u32) -> String {
         match self {
             P::OpenAi => format!("call_{n}"),
             P::Anthropic => format!("toolu_{n}"),
@@ -40,7 +40,7 @@ impl P {
     }
 }
 
-fn settings(p: P, server: &StandIn) -> Settings {
+pub(crate) fn settings(p: P, server: &StandIn) -> Settings {
     let (provider, base) = match p {
         P::OpenAi => (ProviderKind::Openai, server.openai_base()),
         P::Anthropic => (ProviderKind::Anthropic, server.anthropic_base()),
@@ -62,7 +62,7 @@ fn settings(p: P, server: &StandIn) -> Settings {
 
 /// Every event with the instant it was emitted.
 #[derive(Clone, Default)]
-struct Collector(Arc<Mutex<Vec<(Instant, Event)>>>);
+pub(crate) struct Collector(Arc<Mutex<Vec<(Instant, Event)>>>);
 
 impl EventSink for Collector {
     fn emit(&self, event: Event) {
@@ -71,7 +71,7 @@ impl EventSink for Collector {
 }
 
 impl Collector {
-    fn events(&self) -> Vec<Event> {
+    pub(crate) fn events(&self) -> Vec<Event> {
         self.0
             .lock()
             .unwrap()
@@ -80,11 +80,11 @@ impl Collector {
             .collect()
     }
 
-    fn timed(&self) -> Vec<(Instant, Event)> {
+    pub(crate) fn timed(&self) -> Vec<(Instant, Event)> {
         self.0.lock().unwrap().clone()
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.events()
             .iter()
             .filter_map(|e| match e {
@@ -94,7 +94,7 @@ impl Collector {
             .collect()
     }
 
-    async fn wait_for(&self, what: &str, pred: impl Fn(&Event) -> bool) -> Instant {
+    pub(crate) async fn wait_for(&self, what: &str, pred: impl Fn(&Event) -> bool) -> Instant {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some((at, _)) = self.timed().iter().find(|(_, e)| pred(e)) {
@@ -109,7 +109,7 @@ impl Collector {
         }
     }
 
-    fn at_of(&self, pred: impl Fn(&Event) -> bool) -> Option<Instant> {
+    pub(crate) fn at_of(&self, pred: impl Fn(&Event) -> bool) -> Option<Instant> {
         self.timed()
             .iter()
             .find(|(_, e)| pred(e))
@@ -117,11 +117,11 @@ impl Collector {
     }
 }
 
-fn new_agent(p: P, server: &StandIn, dir: &Path) -> Agent {
+pub(crate) fn new_agent(p: P, server: &StandIn, dir: &Path) -> Agent {
     Agent::new(settings(p, server), dir.to_path_buf(), None).unwrap()
 }
 
-async fn turn(
+pub(crate) async fn turn(
     agent: &mut Agent,
     prompt: &str,
     approvals: &ApprovalPolicy,
@@ -133,9 +133,9 @@ async fn turn(
     (outcome, events)
 }
 
-type Running = tokio::task::JoinHandle<(Agent, TurnOutcome)>;
+pub(crate) type Running = tokio::task::JoinHandle<(Agent, TurnOutcome)>;
 
-fn spawn_turn(
+pub(crate) fn spawn_turn(
     mut agent: Agent,
     prompt: &str,
     approvals: ApprovalPolicy,
@@ -149,7 +149,7 @@ fn spawn_turn(
     })
 }
 
-fn assert_valid(server: &StandIn, i: usize) {
+pub(crate) fn assert_valid(server: &StandIn, i: usize) {
     let requests = server.requests();
     let req = requests.get(i).unwrap_or_else(|| panic!("no request {i}"));
     assert_eq!(
@@ -159,7 +159,7 @@ fn assert_valid(server: &StandIn, i: usize) {
     );
 }
 
-fn last_terminal(events: &[Event]) -> &Event {
+pub(crate) fn last_terminal(events: &[Event]) -> &Event {
     let terminal: Vec<&Event> = events.iter().filter(|e| e.is_terminal()).collect();
     assert_eq!(terminal.len(), 1, "exactly one terminal event: {events:?}");
     assert!(
@@ -209,7 +209,7 @@ async fn full_loop_with_a_tool_call() {
                 message_index: 0
             }
         ));
-        assert!(all.iter().any(|e| matches!(e, Event::ToolCall { id: i, name, arguments } if *i == id && name == "write_file" && arguments["path"] == "out.txt")));
+        assert!(all.iter().any(|e| matches!(e, Event::ToolCall { id: i, name, arguments, .. } if *i == id && name == "write_file" && arguments["path"] == "out.txt")));
         assert!(
             all.iter()
                 .any(|e| matches!(e, Event::ToolResult { id: i, is_error: false, .. } if *i == id))
@@ -611,7 +611,7 @@ fn check(state: &str, p: P, m: &Measured) {
 }
 
 /// After a cancel, a follow-up turn must be accepted by the validator.
-async fn follow_up_is_valid(p: P, server: &StandIn, agent: &mut Agent) {
+pub(crate) async fn follow_up_is_valid(p: P, server: &StandIn, agent: &mut Agent) {
     let before = server.requests().len();
     server.push(p.reply().text("Continuing."));
     let (outcome, events) = turn(agent, "go on", &ApprovalPolicy::DenyAll).await;
@@ -757,7 +757,7 @@ async fn cancel_during_retry_backoff() {
     }
 }
 
-fn processes_with(marker: &str) -> Vec<String> {
+pub(crate) fn processes_with(marker: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
@@ -1002,12 +1002,12 @@ async fn resume_of_an_interrupted_session_marks_it_and_repairs_dangling_calls() 
             ],
             partial: false,
         }));
-        rec.append(Record::message(Message::Tool {
-            tool_call_id: a.clone(),
-            name: "read_file".into(),
-            content: "x".into(),
-            is_error: false,
-        }));
+        rec.append(Record::message(Message::tool_result(
+            a.clone(),
+            "read_file",
+            "x",
+            false,
+        )));
         rec.flush().await.unwrap();
         drop(rec);
 

@@ -10,6 +10,7 @@ mod history_gen;
 mod history_manage;
 mod history_scale;
 mod history_storage;
+mod mcp;
 mod models;
 mod providers;
 mod safety;

@@ -13,7 +13,7 @@ use crate::standin::{Reply, StandIn};
 const BIN: &str = env!("CARGO_BIN_EXE_talaria");
 
 /// `talaria exec --json` with a clean environment, against the stand-in's OpenAI endpoint.
-fn exec(server: &StandIn, data: &Path, extra: &[&str]) -> Command {
+pub(crate) fn exec(server: &StandIn, data: &Path, extra: &[&str]) -> Command {
     let mut cmd = exec_plain(server, data, &[]);
     cmd.arg("--json").args(extra);
     cmd

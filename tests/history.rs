@@ -81,12 +81,7 @@ fn assistant_calls(text: &str, calls: Vec<ToolCall>) -> Record {
 }
 
 fn tool_result(id: &str, name: &str, content: &str) -> Record {
-    Record::message(Message::Tool {
-        tool_call_id: id.to_string(),
-        name: name.to_string(),
-        content: content.to_string(),
-        is_error: false,
-    })
+    Record::message(Message::tool_result(id, name, content, false))
 }
 
 fn todo_items(n: usize) -> Vec<TodoItem> {

@@ -426,12 +426,12 @@ async fn thinking_signature_round_trip() {
     assert_eq!(calls[0].id, "toolu_1");
     let mut messages = hello();
     messages.push(first.message.clone());
-    messages.push(Message::Tool {
-        tool_call_id: "toolu_1".into(),
-        name: "read_file".into(),
-        content: "file text".into(),
-        is_error: false,
-    });
+    messages.push(Message::tool_result(
+        "toolu_1",
+        "read_file",
+        "file text",
+        false,
+    ));
     ok(run(&c, messages).await.0);
     let reqs = server.requests();
     assert_eq!(reqs.len(), 2);
@@ -469,12 +469,7 @@ async fn openai_reasoning_is_kept_but_not_sent_back() {
     assert_eq!(thinking[0].text, "Let me think.");
     let mut messages = hello();
     messages.push(first.message.clone());
-    messages.push(Message::Tool {
-        tool_call_id: "call_1".into(),
-        name: "read_file".into(),
-        content: "text".into(),
-        is_error: true,
-    });
+    messages.push(Message::tool_result("call_1", "read_file", "text", true));
     ok(run(&c, messages).await.0);
     let body = &server.requests()[1].body;
     assert_eq!(server.requests()[1].validation_error, None);
@@ -519,18 +514,8 @@ async fn anthropic_merges_tool_results_and_following_user_text() {
             ],
             partial: false,
         },
-        Message::Tool {
-            tool_call_id: "t1".into(),
-            name: "read_file".into(),
-            content: "A".into(),
-            is_error: false,
-        },
-        Message::Tool {
-            tool_call_id: "t2".into(),
-            name: "read_file".into(),
-            content: "cancelled by the user".into(),
-            is_error: true,
-        },
+        Message::tool_result("t1", "read_file", "A", false),
+        Message::tool_result("t2", "read_file", "cancelled by the user", true),
         Message::user("now something else"),
     ];
     ok(run(&c, messages).await.0);
@@ -1114,12 +1099,7 @@ fn chunk(delta: serde_json::Value, finish: Option<&str>) -> String {
 fn tool_results(calls: &[ToolCall]) -> Vec<Message> {
     calls
         .iter()
-        .map(|c| Message::Tool {
-            tool_call_id: c.id.clone(),
-            name: c.name.clone(),
-            content: "ok".into(),
-            is_error: false,
-        })
+        .map(|c| Message::tool_result(c.id.clone(), c.name.clone(), "ok", false))
         .collect()
 }
 
@@ -1390,12 +1370,7 @@ fn call(id: &str) -> ToolCall {
 }
 
 fn tool(id: &str, content: &str) -> Message {
-    Message::Tool {
-        tool_call_id: id.into(),
-        name: "read_file".into(),
-        content: content.into(),
-        is_error: false,
-    }
+    Message::tool_result(id, "read_file", content, false)
 }
 
 fn said(content: &str, thinking: Vec<Thinking>, calls: Vec<ToolCall>, partial: bool) -> Message {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::agent::Decision;
+use crate::message::ToolImage;
 use crate::safety::AskKind;
 use crate::todo::TodoItem;
 
@@ -97,6 +98,9 @@ pub enum Event {
         id: String,
         name: String,
         arguments: serde_json::Value,
+        /// The MCP server the tool belongs to (MCP tools only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server: Option<String>,
     },
     /// After the tool ran, or was refused or cancelled.
     ToolResult {
@@ -104,6 +108,12 @@ pub enum Event {
         name: String,
         content: String,
         is_error: bool,
+        /// The MCP server that ran the tool (MCP tools only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server: Option<String>,
+        /// Images the tool returned.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        images: Vec<ToolImage>,
     },
     /// The full todo list, whenever it changes.
     Todo { todos: Vec<TodoItem> },

@@ -12,6 +12,7 @@ pub mod history;
 pub mod keystore;
 pub mod local_servers;
 pub mod logging;
+pub mod mcp;
 pub mod message;
 pub mod private;
 pub mod provider;

@@ -31,6 +31,15 @@ impl ToolCall {
     }
 }
 
+/// An image a tool returned (MCP tools can), passed to providers that take images in tool
+/// results and shown on the tool card.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolImage {
+    pub mime_type: String,
+    /// Base64, as the tool sent it.
+    pub data: String,
+}
+
 /// The result text of a tool call that was stopped, or never ran, because the user cancelled.
 pub const CANCELLED_BY_USER: &str = "cancelled by the user";
 
@@ -60,13 +69,42 @@ pub enum Message {
         content: String,
         #[serde(default, skip_serializing_if = "is_false")]
         is_error: bool,
+        /// Set for an MCP tool: its server, and the images it returned. Boxed, so the
+        /// results of built-in tools stay small.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mcp: Option<Box<McpResult>>,
     },
+}
+
+/// What an MCP tool's result adds to a tool message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpResult {
+    /// The server's name in mcp.json.
+    pub server: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ToolImage>,
 }
 
 impl Message {
     pub fn user(content: impl Into<String>) -> Self {
         Message::User {
             content: content.into(),
+        }
+    }
+
+    /// A built-in tool's result (no server, no images).
+    pub fn tool_result(
+        tool_call_id: impl Into<String>,
+        name: impl Into<String>,
+        content: impl Into<String>,
+        is_error: bool,
+    ) -> Self {
+        Message::Tool {
+            tool_call_id: tool_call_id.into(),
+            name: name.into(),
+            content: content.into(),
+            is_error,
+            mcp: None,
         }
     }
 
@@ -102,12 +140,7 @@ mod tests {
     use super::*;
 
     fn tool() -> Message {
-        Message::Tool {
-            tool_call_id: "c".into(),
-            name: "todo".into(),
-            content: String::new(),
-            is_error: false,
-        }
+        Message::tool_result("c", "todo", "", false)
     }
 
     fn assistant() -> Message {

@@ -59,12 +59,12 @@ pub fn repaired(messages: &[Message]) -> Vec<Message> {
 
 fn close_open(out: &mut Vec<Message>, open: &mut Vec<(String, String)>) {
     for (tool_call_id, name) in open.drain(..) {
-        out.push(Message::Tool {
+        out.push(Message::tool_result(
             tool_call_id,
             name,
-            content: CANCELLED_RESULT.to_string(),
-            is_error: true,
-        });
+            CANCELLED_RESULT,
+            true,
+        ));
     }
 }
 
@@ -104,12 +104,7 @@ mod tests {
     }
 
     fn result(id: &str) -> Message {
-        Message::Tool {
-            tool_call_id: id.into(),
-            name: "terminal".into(),
-            content: "ok".into(),
-            is_error: false,
-        }
+        Message::tool_result(id, "terminal", "ok", false)
     }
 
     #[test]

@@ -732,6 +732,48 @@ async fn validator_rejects_dangling_anthropic_tool_use() {
 }
 
 #[tokio::test]
+async fn validator_checks_images_in_tool_results_and_unique_tool_names() {
+    let s = StandIn::start().await;
+    s.push(Reply::anthropic().text("fine"));
+    s.push(Reply::openai().text("fine"));
+    let tool_use = json!({"role": "assistant", "content": [
+        {"type": "tool_use", "id": "toolu_1", "name": "shot", "input": {}}]});
+    let result = |content: Value| {
+        json!([{"role": "user", "content": "hi"}, tool_use.clone(), {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": content}]}])
+    };
+    let image = |media: &str, data: &str| json!({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}});
+    let mut body = anthropic_body();
+    for bad in [
+        json!([{"type": "text", "text": "x"}, image("image/svg+xml", "PHN2Zz4=")]),
+        json!([image("image/png", "")]),
+        json!([{"type": "text", "text": ""}]),
+        json!([{"type": "audio", "data": "AAAA"}]),
+    ] {
+        body["messages"] = result(bad.clone());
+        assert_eq!(post_anthropic(&s, &body).await.status(), 400, "{bad}");
+    }
+    body["messages"] = result(
+        json!([{"type": "text", "text": "a red square"}, image("image/png", "iVBORw0KGgo=")]),
+    );
+    let mut twice = body.clone();
+    twice["tools"] = json!([
+        {"name": "shot", "input_schema": {"type": "object"}},
+        {"name": "shot", "input_schema": {"type": "object"}}]);
+    assert_eq!(post_anthropic(&s, &twice).await.status(), 400);
+    assert_eq!(post_anthropic(&s, &body).await.status(), 200);
+
+    let mut body = openai_body();
+    let call = json!({"role": "assistant", "content": null, "tool_calls": [
+        {"id": "call_a", "type": "function", "function": {"name": "shot", "arguments": "{}"}}]});
+    body["messages"] = json!([{"role": "user", "content": "hi"}, call, {"role": "tool", "tool_call_id": "call_a",
+        "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]);
+    assert_eq!(post_openai(&s, &body).await.status(), 400);
+    body["messages"][2]["content"] = json!([{"type": "text", "text": "no image here"}]);
+    assert_eq!(post_openai(&s, &body).await.status(), 200);
+}
+
+#[tokio::test]
 async fn disconnect_is_recorded_when_client_drops_mid_stream() {
     let s = StandIn::start().await;
     s.push(

@@ -114,10 +114,22 @@ pub fn openai(body: &Value) -> Result<(), String> {
                         "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'. (messages.[{i}], tool_call_id {id})"
                     ));
                 }
-                if m.get("content").is_none_or(Value::is_null) {
-                    return Err(format!(
-                        "Invalid value for 'messages[{i}].content': expected a string, got null."
-                    ));
+                match m.get("content") {
+                    None | Some(Value::Null) => {
+                        return Err(format!(
+                            "Invalid value for 'messages[{i}].content': expected a string, got null."
+                        ));
+                    }
+                    Some(Value::Array(parts))
+                        if parts
+                            .iter()
+                            .any(|p| p.get("type").and_then(Value::as_str) != Some("text")) =>
+                    {
+                        return Err(format!(
+                            "Invalid 'messages[{i}]'. Image URLs are only allowed for messages with role 'user', but this message with role 'tool' contains an image URL."
+                        ));
+                    }
+                    Some(_) => {}
                 }
             }
             other => {
@@ -168,6 +180,14 @@ pub fn anthropic(body: &Value) -> Result<(), String> {
         return Err("messages: at least one message is required".to_string());
     }
     if let Some(tools) = body.get("tools") {
+        let mut seen = std::collections::HashSet::new();
+        for t in tools.as_array().into_iter().flatten() {
+            if let Some(name) = t.get("name").and_then(Value::as_str)
+                && !seen.insert(name)
+            {
+                return Err("tools: Tool names must be unique.".to_string());
+            }
+        }
         for (i, t) in tools.as_array().into_iter().flatten().enumerate() {
             let custom = t.get("type").is_none_or(|v| v == "custom");
             if custom {
@@ -317,6 +337,7 @@ pub fn anthropic(body: &Value) -> Result<(), String> {
                             "messages.{i}: `tool_result` blocks must come first in the user message, before any other content"
                         ));
                     }
+                    tool_result_content(b, i, j)?;
                     results.push(id.to_string());
                 }
                 "image" | "document" | "search_result" => results_done = true,
@@ -355,6 +376,69 @@ pub fn anthropic(body: &Value) -> Result<(), String> {
             "messages.{last}: `tool_use` ids were found without `tool_result` blocks immediately after: {}. Each `tool_use` block must have a corresponding `tool_result` block in the next message.",
             pending.join(", ")
         ));
+    }
+    Ok(())
+}
+
+/// A `tool_result`'s content: a string, or text and image blocks (base64 in a type the API
+/// takes).
+fn tool_result_content(block: &Value, i: usize, j: usize) -> Result<(), String> {
+    let Some(content) = block.get("content") else {
+        return Ok(());
+    };
+    let blocks = match content {
+        Value::String(_) => return Ok(()),
+        Value::Array(blocks) => blocks,
+        _ => {
+            return Err(format!(
+                "messages.{i}.content.{j}.tool_result.content: Input should be a valid list"
+            ));
+        }
+    };
+    for (k, b) in blocks.iter().enumerate() {
+        let at = format!("messages.{i}.content.{j}.tool_result.content.{k}");
+        match b.get("type").and_then(Value::as_str).unwrap_or("") {
+            "text" => {
+                if b.get("text")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    return Err("messages: text content blocks must be non-empty".to_string());
+                }
+            }
+            "image" => {
+                let source = b.get("source");
+                if source.and_then(|s| s.get("type")).and_then(Value::as_str) != Some("base64") {
+                    return Err(format!(
+                        "{at}.image.source: Input tag does not match any of the expected tags: 'base64', 'url'"
+                    ));
+                }
+                let media = source
+                    .and_then(|s| s.get("media_type"))
+                    .and_then(Value::as_str);
+                if !matches!(
+                    media,
+                    Some("image/jpeg" | "image/png" | "image/gif" | "image/webp")
+                ) {
+                    return Err(format!(
+                        "{at}.image.source.base64.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'"
+                    ));
+                }
+                if source
+                    .and_then(|s| s.get("data"))
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    return Err(format!("{at}.image.source.base64.data: Field required"));
+                }
+            }
+            "document" | "search_result" => {}
+            other => {
+                return Err(format!(
+                    "{at}: Input tag '{other}' found using 'type' does not match any of the expected tags: 'text', 'image', 'search_result', 'document'"
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -50,10 +50,10 @@ impl Decision {
     /// The answers the dialog offers for this kind of question.
     pub fn choices(kind: AskKind, can_remember: bool) -> Vec<Decision> {
         match kind {
-            AskKind::Command if can_remember => {
+            AskKind::Command | AskKind::Mcp if can_remember => {
                 vec![Decision::Once, Decision::Session, Decision::Deny]
             }
-            AskKind::Command | AskKind::Secret | AskKind::Escalate => {
+            AskKind::Command | AskKind::Mcp | AskKind::Secret | AskKind::Escalate => {
                 vec![Decision::Once, Decision::Deny]
             }
         }

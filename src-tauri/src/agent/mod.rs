@@ -7,7 +7,7 @@ pub mod batcher;
 pub mod prompt;
 mod turn;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
@@ -18,6 +18,7 @@ pub use approval::{ApprovalBroker, ApprovalPolicy, Decision};
 use crate::config::{ConfigError, Settings};
 use crate::event::ErrorKind;
 use crate::history::{Record, Recorder, SessionLog, TurnStatus};
+use crate::mcp::{McpManager, Route};
 use crate::message::Message;
 use crate::provider::{ModelClient, ModelError, ToolSpec};
 use crate::safety::Safety;
@@ -98,6 +99,12 @@ pub struct Agent {
     grants: HashSet<String>,
     /// The user was told there is no sandbox.
     sandbox_noticed: bool,
+    /// Where MCP tools come from; None runs the built-in tools only.
+    mcp: Option<McpManager>,
+    /// This turn's MCP tools, by the name the model sees.
+    mcp_routes: HashMap<String, Route>,
+    /// MCP servers whose tools the user allowed in this session.
+    mcp_approved: HashSet<String>,
 }
 
 impl Agent {
@@ -125,6 +132,9 @@ impl Agent {
             safety,
             grants: HashSet::new(),
             sandbox_noticed: false,
+            mcp: None,
+            mcp_routes: HashMap::new(),
+            mcp_approved: HashSet::new(),
         })
     }
 
@@ -232,6 +242,11 @@ impl Agent {
         self.settings = settings;
         self.rebuild_safety();
         Ok(())
+    }
+
+    /// Uses the tools of these MCP servers from the next turn on (None: built-in tools only).
+    pub fn set_mcp(&mut self, mcp: Option<McpManager>) {
+        self.mcp = mcp;
     }
 
     fn record(&self, record: Record) {

@@ -10,7 +10,8 @@ use super::{Agent, MAX_TOKENS, TurnOutcome};
 use crate::cancel::{CancellationToken, Cancelled, OrCancel};
 use crate::event::{ErrorKind, Event, EventSink, Usage};
 use crate::history::{Record, TurnError, TurnStatus};
-use crate::message::{Message, ToolCall};
+use crate::mcp::Route;
+use crate::message::{McpResult, Message, ToolCall, ToolImage};
 use crate::provider::{Completion, ModelError, ModelRequest, StreamDelta};
 use crate::repair::{is_empty_assistant, repair_history};
 use crate::safety::{ApprovalLevel, AskKind};
@@ -106,6 +107,9 @@ impl Agent {
         cancel: &CancellationToken,
         usage: &mut Option<Usage>,
     ) -> Stop {
+        if self.prepare_tools(cancel).await.is_err() {
+            return Stop::Cancelled { partial: None };
+        }
         let max = self.settings.max_iterations.max(1);
         for _ in 0..max {
             if cancel.is_cancelled() {
@@ -160,20 +164,25 @@ impl Agent {
                     id: call.id.clone(),
                     name: call.name.clone(),
                     arguments: call.arguments_value(),
+                    server: self.server_of(&call.name),
                 });
             }
             for call in &calls {
                 if cancel.is_cancelled() {
                     return Stop::Cancelled { partial: None };
                 }
-                let Some(output) = self.run_tool(call, events, approvals, cancel).await else {
+                let Some((output, images)) = self.run_tool(call, events, approvals, cancel).await
+                else {
                     return Stop::Cancelled { partial: None };
                 };
+                let server = self.server_of(&call.name);
                 events.emit(Event::ToolResult {
                     id: call.id.clone(),
                     name: call.name.clone(),
                     content: output.content.clone(),
                     is_error: output.is_error,
+                    server: server.clone(),
+                    images: images.clone(),
                 });
                 if output.todos_changed {
                     let todos = self.todos.items().to_vec();
@@ -191,6 +200,7 @@ impl Agent {
                     name: call.name.clone(),
                     content: output.content,
                     is_error: output.is_error,
+                    mcp: server.map(|server| Box::new(McpResult { server, images })),
                 });
                 if cancel.is_cancelled() {
                     return Stop::Cancelled { partial: None };
@@ -248,9 +258,60 @@ impl Agent {
         (result, streamed)
     }
 
-    /// Runs one call after the approval check. None when the turn was cancelled before the
-    /// tool produced a result.
+    /// This turn's tools: the built-in ones, and the MCP tools of the servers that are ready
+    /// (waiting for servers still starting). Err when the turn was cancelled meanwhile.
+    async fn prepare_tools(&mut self, cancel: &CancellationToken) -> Result<(), Cancelled> {
+        let mut tools = crate::tools::specs();
+        self.mcp_routes.clear();
+        if let Some(mcp) = self.mcp.clone() {
+            let turn = mcp.turn_tools().or_cancel(cancel).await?;
+            tools.extend(turn.specs);
+            self.mcp_routes = turn.routes;
+        }
+        self.tools = tools;
+        Ok(())
+    }
+
+    /// The MCP server behind a tool name of this turn.
+    fn server_of(&self, tool: &str) -> Option<String> {
+        self.mcp_routes.get(tool).map(|route| route.server.clone())
+    }
+
+    /// Runs one call after the approval check: its output, and the images it returned. None
+    /// when the turn was cancelled before the tool produced a result.
     async fn run_tool(
+        &mut self,
+        call: &ToolCall,
+        events: &TokenBatcher<'_>,
+        approvals: &ApprovalPolicy,
+        cancel: &CancellationToken,
+    ) -> Option<(ToolOutput, Vec<ToolImage>)> {
+        if let Some(route) = self.mcp_routes.get(&call.name).cloned() {
+            return self
+                .run_mcp_tool(call, &route, events, approvals, cancel)
+                .await;
+        }
+        if !crate::tools::TOOL_NAMES.contains(&call.name.as_str())
+            && call.name.contains(crate::mcp::names::SEPARATOR)
+        {
+            return Some((
+                ToolOutput::error(format!(
+                    "the tool {:?} is not available now: its MCP server is switched off, failed, \
+                     or is no longer configured; use the tools you were given",
+                    call.name
+                )),
+                Vec::new(),
+            ));
+        }
+        let output = self
+            .run_builtin_tool(call, events, approvals, cancel)
+            .await?;
+        Some((output, Vec::new()))
+    }
+
+    /// A built-in tool after its safety check: asks when the check says so, runs it (in the
+    /// sandbox for commands), and offers to run it outside when the sandbox stopped it.
+    async fn run_builtin_tool(
         &mut self,
         call: &ToolCall,
         events: &TokenBatcher<'_>,
@@ -272,6 +333,7 @@ impl Agent {
                     };
                     let choices = Decision::choices(concern.kind, concern.grant_key.is_some());
                     let question = Question {
+                        command: command_text(call),
                         kind: concern.kind,
                         reason: concern.reason.clone(),
                         choices,
@@ -314,6 +376,7 @@ impl Agent {
         let note = match approvals {
             ApprovalPolicy::Ask(broker) if self.safety.level != ApprovalLevel::Never => {
                 let question = Question {
+                    command: command_text(call),
                     kind: AskKind::Escalate,
                     reason: format!(
                         "the sandbox stopped it: it may only write inside the working folder and temp folders. {}",
@@ -364,6 +427,75 @@ impl Agent {
         crate::tools::run(call, ctx).await
     }
 
+    /// An MCP tool: the first call to an untrusted server in a session asks (unless the user
+    /// chose never to be asked), then the call goes to the server. A cancel drops the call,
+    /// which tells the server.
+    async fn run_mcp_tool(
+        &mut self,
+        call: &ToolCall,
+        route: &Route,
+        events: &TokenBatcher<'_>,
+        approvals: &ApprovalPolicy,
+        cancel: &CancellationToken,
+    ) -> Option<(ToolOutput, Vec<ToolImage>)> {
+        let refused = |text: String| Some((ToolOutput::error(text), Vec::new()));
+        let allowed = route.trusted || self.mcp_approved.contains(&route.server);
+        if !allowed {
+            match approvals {
+                ApprovalPolicy::ApproveAll => {}
+                ApprovalPolicy::DenyAll => {
+                    return refused(format!(
+                        "refused: the tools of the MCP server {:?} need approval; run with \
+                         --approve-all, or set \"trusted\": true for it in mcp.json",
+                        route.server
+                    ));
+                }
+                ApprovalPolicy::Ask(_) if self.safety.level == ApprovalLevel::Never => {}
+                ApprovalPolicy::Ask(broker) => {
+                    let question = Question {
+                        command: format!("{} → {} {}", route.server, route.tool, call.arguments),
+                        kind: AskKind::Mcp,
+                        reason: format!(
+                            "a tool of the MCP server {:?}, not used yet in this session; the \
+                             server runs with your user's rights",
+                            route.server
+                        ),
+                        choices: Decision::choices(AskKind::Mcp, true),
+                    };
+                    match ask(broker, call, question, events, cancel).await? {
+                        Decision::Deny => {
+                            return refused(format!(
+                                "denied by the user: the tools of the MCP server {:?} may not run \
+                                 now; do without them or ask the user",
+                                route.server
+                            ));
+                        }
+                        Decision::Session => {
+                            self.mcp_approved.insert(route.server.clone());
+                        }
+                        Decision::Once => {}
+                    }
+                }
+            }
+        }
+        let mcp = self.mcp.clone()?;
+        let output = mcp
+            .call(route, &call.arguments)
+            .or_cancel(cancel)
+            .await
+            .ok()?;
+        let mut result = if output.is_error {
+            ToolOutput::error(output.content)
+        } else {
+            ToolOutput::ok(output.content)
+        };
+        // A server's output is redacted like a built-in tool's: it may echo the key.
+        if let std::borrow::Cow::Owned(clean) = self.safety.redactor.redact(&result.content) {
+            result.content = clean;
+        }
+        Some((result, output.images))
+    }
+
     fn push_recorded(&mut self, message: Message) {
         self.record(Record::Message {
             ts: Utc::now(),
@@ -401,13 +533,14 @@ impl Agent {
                 }
                 // Results for calls that never finished: in memory now (cheap), so the UI sees
                 // every tool card closed before `Cancelled`.
-                let synthetic = repair_history(&mut self.messages);
+                let synthetic = self.repair_tagged();
                 for message in &synthetic {
                     if let Message::Tool {
                         tool_call_id,
                         name,
                         content,
                         is_error,
+                        mcp,
                     } = message
                     {
                         events.emit(Event::ToolResult {
@@ -415,6 +548,8 @@ impl Agent {
                             name: name.clone(),
                             content: content.clone(),
                             is_error: *is_error,
+                            server: mcp.as_ref().map(|mcp| mcp.server.clone()),
+                            images: Vec::new(),
                         });
                     }
                 }
@@ -446,7 +581,7 @@ impl Agent {
                 if let Some(partial) = partial {
                     self.push_recorded(partial);
                 }
-                for synthetic in repair_history(&mut self.messages) {
+                for synthetic in self.repair_tagged() {
                     self.record(Record::Message {
                         ts: Utc::now(),
                         message: synthetic,
@@ -471,6 +606,26 @@ impl Agent {
         }
     }
 
+    /// `repair_history`, with the synthetic results of MCP calls naming their server.
+    fn repair_tagged(&mut self) -> Vec<Message> {
+        let mut synthetic = repair_history(&mut self.messages);
+        let count = synthetic.len();
+        for message in synthetic.iter_mut() {
+            if let Message::Tool { name, mcp, .. } = message {
+                *mcp = self.mcp_routes.get(name.as_str()).map(|route| {
+                    Box::new(McpResult {
+                        server: route.server.clone(),
+                        images: Vec::new(),
+                    })
+                });
+            }
+        }
+        // The copies at the end of the history are the ones the next request sends.
+        let start = self.messages.len() - count;
+        self.messages[start..].clone_from_slice(&synthetic);
+        synthetic
+    }
+
     fn end_turn(&self, turn: u64, status: TurnStatus, error: Option<TurnError>) {
         if let Some(recorder) = &self.recorder {
             recorder.append_sync(Record::TurnEnd {
@@ -485,9 +640,23 @@ impl Agent {
 
 /// What the dialog asks.
 struct Question {
+    /// What the call does, as the user reads it.
+    command: String,
     kind: AskKind,
     reason: String,
     choices: Vec<Decision>,
+}
+
+/// What a built-in call does, for the dialog: its `command`, else the tool and its `path`,
+/// else the tool and its raw arguments.
+fn command_text(call: &ToolCall) -> String {
+    let arguments = call.arguments_value();
+    let text = |key: &str| arguments.get(key).and_then(|c| c.as_str());
+    match (text("command"), text("path")) {
+        (Some(command), _) => command.to_string(),
+        (None, Some(path)) => format!("{} {path}", call.name),
+        (None, None) => format!("{} {}", call.name, call.arguments),
+    }
 }
 
 /// Asks the user through the broker. None when the turn was cancelled while waiting.
@@ -500,17 +669,10 @@ async fn ask(
 ) -> Option<Decision> {
     let id = uuid::Uuid::now_v7().to_string();
     let answer = broker.register(&id);
-    let arguments = call.arguments_value();
-    let text = |key: &str| arguments.get(key).and_then(|c| c.as_str());
-    let command = match (text("command"), text("path")) {
-        (Some(command), _) => command.to_string(),
-        (None, Some(path)) => format!("{} {path}", call.name),
-        (None, None) => format!("{} {}", call.name, call.arguments),
-    };
     events.emit(Event::ApprovalRequest {
         id: id.clone(),
         tool_call_id: call.id.clone(),
-        command,
+        command: question.command,
         reason: question.reason,
         kind: question.kind,
         tool: call.name.clone(),

@@ -14,6 +14,7 @@ use crate::cancel::CancellationToken;
 use crate::config::{ConfigError, ProviderKind, Settings};
 use crate::event::{ErrorKind, Event, EventSink};
 use crate::history::{self, Header, HistoryError, Recorder, SessionLog};
+use crate::mcp::{McpError, McpManager, OnBroken};
 
 pub const EXIT_DONE: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
@@ -56,7 +57,8 @@ pub struct ExecArgs {
     /// Most model calls in one turn (default 90)
     #[arg(long, value_name = "N")]
     pub max_iterations: Option<u32>,
-    /// Run commands that need approval without asking (otherwise they are refused)
+    /// Run commands that need approval, and the tools of MCP servers not marked trusted,
+    /// without asking (otherwise they are refused)
     #[arg(long)]
     pub approve_all: bool,
     /// Run terminal commands without the Landlock sandbox (needed for commands that must
@@ -67,6 +69,12 @@ pub struct ExecArgs {
     /// data)
     #[arg(long)]
     pub allow_secrets: bool,
+    /// Take the MCP servers from FILE instead of <data dir>/mcp.json
+    #[arg(long, value_name = "FILE", conflicts_with = "no_mcp")]
+    pub mcp_config: Option<PathBuf>,
+    /// Start no MCP servers
+    #[arg(long)]
+    pub no_mcp: bool,
     /// One JSON event per line on stdout
     #[arg(long)]
     pub json: bool,
@@ -88,14 +96,20 @@ enum SetupError {
     Runtime(std::io::Error),
     #[error(transparent)]
     Workdir(#[from] crate::safety::WorkdirError),
+    #[error("{0}; fix it, or run with --no-mcp")]
+    Mcp(McpError),
+    #[error("the MCP server list {0} does not exist; check the path given to --mcp-config")]
+    NoMcpConfig(PathBuf),
 }
 
 impl SetupError {
     fn kind(&self) -> ErrorKind {
         match self {
-            SetupError::Config(_) | SetupError::EmptyPrompt | SetupError::Workdir(_) => {
-                ErrorKind::Config
-            }
+            SetupError::Config(_)
+            | SetupError::EmptyPrompt
+            | SetupError::Workdir(_)
+            | SetupError::Mcp(_)
+            | SetupError::NoMcpConfig(_) => ErrorKind::Config,
             SetupError::Agent(error) => error.kind(),
             SetupError::History(error) => error.error_kind(),
             SetupError::Runtime(_) => ErrorKind::Io,
@@ -138,14 +152,19 @@ pub fn run(args: ExecArgs) -> i32 {
             return EXIT_FAILED;
         }
     };
-    let code = runtime.block_on(exec(args, printer.sink()));
+    let (code, mcp) = runtime.block_on(exec(args, printer.sink()));
+    if let Some(mcp) = mcp {
+        mcp.shutdown(crate::mcp::EXIT_GRACE);
+    }
     // Tools may leave blocking work behind (a search walking a huge tree); do not wait on it.
     runtime.shutdown_timeout(Duration::from_millis(500));
     printer.finish();
     code
 }
 
-async fn exec(args: ExecArgs, sink: PrinterSink) -> i32 {
+/// Runs the turn; hands back the exit code and the MCP servers (stopped by the caller, off the
+/// runtime).
+async fn exec(args: ExecArgs, sink: PrinterSink) -> (i32, Option<McpManager>) {
     let cancel = CancellationToken::new();
     let signals = match watch_signals(cancel.clone()) {
         Ok(task) => Some(task),
@@ -160,7 +179,8 @@ async fn exec(args: ExecArgs, sink: PrinterSink) -> i32 {
             None
         }
     };
-    let code = match prepare(&args, &sink) {
+    let mut mcp = None;
+    let code = match prepare(&args, &sink, &mut mcp) {
         Ok(mut agent) => {
             let approvals = if args.approve_all {
                 ApprovalPolicy::ApproveAll
@@ -206,7 +226,7 @@ async fn exec(args: ExecArgs, sink: PrinterSink) -> i32 {
     if let Some(task) = signals {
         task.abort();
     }
-    code
+    (code, mcp)
 }
 
 /// Writes what is pending; an error says why the log is not complete (write errors were
@@ -240,12 +260,18 @@ fn watch_signals(cancel: CancellationToken) -> std::io::Result<tokio::task::Join
             _ = terminate.recv() => {}
         }
         history::flush_all_blocking(Duration::from_secs(1));
+        crate::mcp::kill_all_servers();
         std::process::exit(EXIT_CANCELLED);
     }))
 }
 
-/// Settings, history and the agent; emits the `session` line.
-fn prepare(args: &ExecArgs, sink: &PrinterSink) -> Result<Agent, SetupError> {
+/// Settings, MCP servers (started in the background, into `mcp`), history and the agent;
+/// emits the `session` line.
+fn prepare(
+    args: &ExecArgs,
+    sink: &PrinterSink,
+    mcp: &mut Option<McpManager>,
+) -> Result<Agent, SetupError> {
     if args.prompt.trim().is_empty() {
         return Err(SetupError::EmptyPrompt);
     }
@@ -281,6 +307,7 @@ fn prepare(args: &ExecArgs, sink: &PrinterSink) -> Result<Agent, SetupError> {
         no_sandbox: args.no_sandbox,
         allow_secrets: args.allow_secrets,
     };
+    *mcp = start_mcp(args, &data_dir)?;
 
     let errors: Arc<dyn EventSink> = Arc::new(sink.clone());
     match resumed {
@@ -303,6 +330,7 @@ fn prepare(args: &ExecArgs, sink: &PrinterSink) -> Result<Agent, SetupError> {
             report_storage(sink, failure, &path);
             let mut agent = Agent::from_history(settings, workdir, log, recorder)?;
             agent.set_safety_options(options);
+            agent.set_mcp(mcp.clone());
             Ok(agent)
         }
         None => {
@@ -329,9 +357,27 @@ fn prepare(args: &ExecArgs, sink: &PrinterSink) -> Result<Agent, SetupError> {
             report_storage(sink, failure, &path);
             let mut agent = Agent::new(settings, workdir, recorder)?;
             agent.set_safety_options(options);
+            agent.set_mcp(mcp.clone());
             Ok(agent)
         }
     }
+}
+
+/// The MCP servers of `--mcp-config FILE` or `<data dir>/mcp.json`, starting in the
+/// background (the turn waits for them up to their startup timeout). None with `--no-mcp`.
+fn start_mcp(args: &ExecArgs, data_dir: &Path) -> Result<Option<McpManager>, SetupError> {
+    if args.no_mcp {
+        return Ok(None);
+    }
+    let (path, editable) = match &args.mcp_config {
+        Some(path) if !path.is_file() => return Err(SetupError::NoMcpConfig(path.clone())),
+        Some(path) => (path.clone(), false),
+        None => (crate::mcp::config::default_path(data_dir), true),
+    };
+    let runtime = tokio::runtime::Handle::current();
+    McpManager::start(path, editable, OnBroken::Fail, runtime)
+        .map(Some)
+        .map_err(SetupError::Mcp)
 }
 
 fn report_storage(sink: &PrinterSink, failure: Option<HistoryError>, path: &Path) {

@@ -1,6 +1,7 @@
 //! The headless front end: `talaria exec`, `talaria sessions`, `talaria --version`.
 
 pub mod exec;
+pub mod mcp;
 pub mod sessions;
 
 use std::ffi::OsString;
@@ -32,13 +33,18 @@ enum Command {
         #[command(subcommand)]
         command: sessions::SessionsCommand,
     },
+    /// List, add and remove MCP servers (mcp.json in the data dir).
+    Mcp {
+        #[command(subcommand)]
+        command: mcp::McpCommand,
+    },
 }
 
 /// True when the arguments ask for the CLI rather than the desktop window.
 pub fn is_cli_invocation(args: &[OsString]) -> bool {
     matches!(
         args.get(1).and_then(|a| a.to_str()),
-        Some("exec" | "sessions" | "--version" | "-V" | "--help" | "-h" | "help")
+        Some("exec" | "sessions" | "mcp" | "--version" | "-V" | "--help" | "-h" | "help")
     )
 }
 
@@ -55,5 +61,6 @@ pub fn main(args: Vec<OsString>) -> i32 {
     match cli.command {
         Command::Exec(args) => exec::run(args),
         Command::Sessions { command } => sessions::run(command),
+        Command::Mcp { command } => mcp::run(command),
     }
 }

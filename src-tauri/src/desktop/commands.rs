@@ -190,6 +190,7 @@ pub async fn start_turn(
     tauri::async_runtime::spawn(async move {
         let policy = ApprovalPolicy::Ask(slot.approvals.clone());
         let mut agent = slot.agent.lock().await;
+        agent.set_mcp(app.state::<AppState>().mcp.get().cloned());
         match agent.set_settings(settings) {
             Ok(()) => {
                 agent.run_turn(prompt, &sink, &policy, token).await;

@@ -2,6 +2,7 @@
 
 mod commands;
 mod error;
+mod mcp;
 mod navigation;
 mod preferences;
 mod sessions;
@@ -47,12 +48,15 @@ pub fn run() {
                 preferences::key_storage(&probing.state::<AppState>());
             });
             open_index_in_background(handle.clone());
+            mcp::start(&handle);
             tauri::async_runtime::spawn(flush_on_signals(handle));
             Ok(())
         })
         .on_window_event(|window, event| match event {
             WindowEvent::CloseRequested { .. } | WindowEvent::Destroyed => {
-                window.app_handle().state::<AppState>().stop_all(EXIT_STOP);
+                let state = window.app_handle().state::<AppState>();
+                state.stop_all(EXIT_STOP);
+                state.stop_mcp();
                 history::flush_all_blocking(EXIT_FLUSH);
             }
             _ => {}
@@ -84,6 +88,12 @@ pub fn run() {
             sessions::cancel_compaction,
             sessions::save_history_settings,
             sessions::index_health,
+            mcp::mcp_servers,
+            mcp::mcp_set_enabled,
+            mcp::mcp_set_trusted,
+            mcp::mcp_restart,
+            mcp::mcp_save_server,
+            mcp::mcp_remove_server,
         ]);
     let app = match builder.build(tauri::generate_context!()) {
         Ok(app) => app,
@@ -94,7 +104,9 @@ pub fn run() {
     };
     app.run(|handle, event| {
         if let RunEvent::Exit = event {
-            handle.state::<AppState>().stop_all(EXIT_STOP);
+            let state = handle.state::<AppState>();
+            state.stop_all(EXIT_STOP);
+            state.stop_mcp();
             history::flush_all_blocking(EXIT_FLUSH);
         }
     });
@@ -171,7 +183,9 @@ async fn flush_on_signals(app: tauri::AppHandle) {
     }
     let stopping = app.clone();
     let _ = tokio::task::spawn_blocking(move || {
-        stopping.state::<AppState>().stop_all(EXIT_STOP);
+        let state = stopping.state::<AppState>();
+        state.stop_all(EXIT_STOP);
+        state.stop_mcp();
         history::flush_all_blocking(EXIT_FLUSH);
     })
     .await;

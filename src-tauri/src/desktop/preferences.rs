@@ -37,6 +37,8 @@ pub struct AppStatus {
     key_storage: KeyStorage,
     /// Set when the saved settings could not be read; says what to do.
     settings_warning: Option<String>,
+    /// Set when mcp.json could not be read; says what happened and what to do.
+    mcp_warning: Option<String>,
 }
 
 /// The key storage in use, probed once (it may take a D-Bus round trip).
@@ -141,6 +143,7 @@ fn status(app: &AppHandle, state: &AppState) -> CommandResult<AppStatus> {
         },
         key_storage: key_storage(state),
         settings_warning,
+        mcp_warning: state.mcp.get().and_then(|mcp| mcp.warning()),
     })
 }
 

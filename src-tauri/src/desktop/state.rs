@@ -13,6 +13,7 @@ use crate::cancel::CancellationToken;
 use crate::event::{Event, EventSink};
 use crate::history::{Index, Recorder, WatchHealth};
 use crate::keystore::KeyStorage;
+use crate::mcp::McpManager;
 
 pub use crate::sync::lock;
 
@@ -91,6 +92,8 @@ pub struct AppState {
     pub index_health: Mutex<Option<WatchHealth>>,
     /// The compression of finished sessions running now, to cancel it.
     pub compaction: Mutex<Option<CancellationToken>>,
+    /// The MCP servers, started in the background at start-up.
+    pub mcp: OnceLock<McpManager>,
 }
 
 impl AppState {
@@ -106,6 +109,7 @@ impl AppState {
             parked: Mutex::new(HashMap::new()),
             key_storage: OnceLock::new(),
             keys: Mutex::new(HashMap::new()),
+            mcp: OnceLock::new(),
         }
     }
 
@@ -150,6 +154,13 @@ impl AppState {
     pub fn unpark(&self, id: &str, size: u64) -> Option<Agent> {
         let parked = lock(&self.parked).remove(id)?;
         (parked.size == size).then_some(parked.agent)
+    }
+
+    /// Stops the MCP servers and their process groups (exit paths).
+    pub fn stop_mcp(&self) {
+        if let Some(mcp) = self.mcp.get() {
+            mcp.shutdown(crate::mcp::EXIT_GRACE);
+        }
     }
 
     /// Cancels every running turn and waits (up to `timeout`) for them to wind down, so their

@@ -308,10 +308,15 @@ fn markdown_message(message: &Message) -> String {
             name,
             content,
             is_error,
+            mcp,
         } => {
             let f = fence(content);
+            let from = match mcp {
+                Some(mcp) => format!(" from MCP server `{}`", mcp.server),
+                None => String::new(),
+            };
             format!(
-                "\n### Tool result `{name}` ({tool_call_id}){}\n\n{f}\n{content}\n{f}\n",
+                "\n### Tool result `{name}`{from} ({tool_call_id}){}\n\n{f}\n{content}\n{f}\n",
                 if *is_error { " — error" } else { "" }
             )
         }

@@ -4,7 +4,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::ProviderKind;
 use crate::event::{ErrorKind, Usage};
-use crate::message::{Message, Thinking, ToolCall};
+use crate::message::{Message, Thinking, ToolCall, ToolImage};
 use crate::sse::SseEvent;
 
 use super::{
@@ -180,9 +180,11 @@ pub fn messages_json(messages: &[Message]) -> Vec<Value> {
                 tool_call_id,
                 content,
                 is_error,
+                mcp,
                 name: _,
             } => {
-                let block = result_block(&wire_id(tool_call_id), content, *is_error);
+                let images = mcp.as_deref().map_or(&[][..], |mcp| &mcp.images);
+                let block = result_block(&wire_id(tool_call_id), content, *is_error, images);
                 push_user(&mut turns, Some(block), None);
             }
             Message::Assistant {
@@ -236,12 +238,24 @@ fn push_user(turns: &mut Vec<Turn>, result: Option<Value>, block: Option<Value>)
     turn.blocks.extend(block);
 }
 
-fn result_block(id: &str, content: &str, is_error: bool) -> Value {
+fn result_block(id: &str, content: &str, is_error: bool, images: &[ToolImage]) -> Value {
     // An empty result is sent with words: empty content has been rejected by the API.
     let content = if content.trim().is_empty() {
         "(no output)"
     } else {
         content
+    };
+    // Images ride in the result as image blocks, after its text.
+    let content = if images.is_empty() {
+        json!(content)
+    } else {
+        let mut blocks = vec![json!({"type": "text", "text": content})];
+        blocks.extend(images.iter().map(|image| {
+            json!({"type": "image", "source": {
+                "type": "base64", "media_type": image.mime_type, "data": image.data,
+            }})
+        }));
+        Value::Array(blocks)
     };
     let mut block = json!({"type": "tool_result", "tool_use_id": id, "content": content});
     if is_error {

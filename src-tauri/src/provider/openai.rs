@@ -192,9 +192,23 @@ fn message_json(message: &Message) -> Value {
         Message::Tool {
             tool_call_id,
             content,
+            mcp,
             name: _,
             is_error: _,
-        } => json!({"role": "tool", "tool_call_id": tool_call_id, "content": content}),
+        } => {
+            // Chat Completions tool messages carry text only: the model is told what it
+            // cannot see.
+            let images = mcp.as_deref().map_or(&[][..], |mcp| &mcp.images);
+            let content = if images.is_empty() {
+                content.clone()
+            } else {
+                format!(
+                    "{content}\n[{} image(s) not passed on: tool results here carry text only]",
+                    images.len()
+                )
+            };
+            json!({"role": "tool", "tool_call_id": tool_call_id, "content": content})
+        }
     }
 }
 

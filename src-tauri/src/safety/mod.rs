@@ -58,6 +58,8 @@ pub enum AskKind {
     Secret,
     /// Running a command again outside the sandbox, which stopped it.
     Escalate,
+    /// The first use of an MCP server's tools in a session.
+    Mcp,
 }
 
 /// Why a call needs a decision before it runs.

@@ -35,8 +35,17 @@ export type Event =
   | { type: "turn_started"; turn: number; message_index?: number }
   | { type: "token"; text: string }
   | { type: "reasoning"; text: string }
-  | { type: "tool_call"; id: string; name: string; arguments: unknown }
-  | { type: "tool_result"; id: string; name: string; content: string; is_error: boolean }
+  | { type: "tool_call"; id: string; name: string; arguments: unknown; server?: string }
+  | {
+      type: "tool_result";
+      id: string;
+      name: string;
+      content: string;
+      is_error: boolean;
+      /** The MCP server that ran the tool (MCP tools only). */
+      server?: string;
+      images?: ToolImage[];
+    }
   | { type: "todo"; todos: TodoItem[] }
   | {
       type: "approval_request";
@@ -56,10 +65,15 @@ export type Event =
   | { type: "cancelled" };
 
 /** What an approval dialog is about. */
-export type AskKind = "command" | "secret" | "escalate";
+export type AskKind = "command" | "secret" | "escalate" | "mcp";
 
 /** The user's answer to an approval request. */
 export type Decision = "once" | "session" | "deny";
+/** An image a tool returned (base64). */
+export interface ToolImage {
+  mime_type: string;
+  data: string;
+}
 
 export type ProviderKind = "openai" | "anthropic";
 
@@ -126,6 +140,8 @@ export interface AppStatus {
   key_storage: KeyStorage;
   /** Set when the saved settings could not be read; says what to do. */
   settings_warning?: string | null;
+  /** Set when mcp.json could not be read; says what happened and what to do. */
+  mcp_warning?: string | null;
 }
 
 export interface LocalServer {
@@ -184,6 +200,8 @@ export interface StoredMessage {
   partial?: boolean;
   is_error?: boolean;
   thinking?: { text: string }[];
+  /** MCP tool results: the server that ran the tool and the images it returned. */
+  mcp?: { server: string; images?: ToolImage[] };
 }
 
 export interface SessionDetail {
@@ -389,6 +407,74 @@ export function onIndexHealth(handler: (health: IndexHealth) => void): Promise<U
 /** Up to `limit` messages before index `before` (a few more so the page does not start with a tool result). */
 export const sessionMessages = (id: string, before: number, limit: number) =>
   call<MessagePage>("session_messages", { id, before, limit });
+
+/** One entry of mcp.json, as written (the shape of Claude Desktop's `mcpServers`). */
+export interface McpServerEntry {
+  command?: string;
+  args?: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  url?: string;
+  headers?: Record<string, string>;
+  type?: string;
+  enabled?: boolean;
+  trusted?: boolean;
+  startup_timeout_s?: number;
+  tool_timeout_s?: number;
+}
+
+export type McpState = "disabled" | "starting" | "ready" | "failed" | "stopped";
+
+export interface McpToolView {
+  name: string;
+  /** The name the model sees (`SERVER__tool`). */
+  model_name: string;
+  description: string;
+}
+
+export interface McpServerView {
+  name: string;
+  /** Null when the entry cannot be read (see `error`). */
+  entry: McpServerEntry | null;
+  transport: "stdio" | "http" | "";
+  /** The command line or the URL. */
+  summary: string;
+  enabled: boolean;
+  trusted: boolean;
+  state: McpState;
+  error: string | null;
+  stderr: string[];
+  /** Seconds until the automatic restart, while one is planned. */
+  restart_in_s: number | null;
+  tools: McpToolView[];
+}
+
+export interface McpOverview {
+  path: string | null;
+  warning: string | null;
+  servers: McpServerView[];
+}
+
+export const mcpServers = () => call<McpOverview>("mcp_servers");
+
+export const mcpSetEnabled = (name: string, enabled: boolean) =>
+  call<McpOverview>("mcp_set_enabled", { name, enabled });
+
+export const mcpSetTrusted = (name: string, trusted: boolean) =>
+  call<McpOverview>("mcp_set_trusted", { name, trusted });
+
+export const mcpRestart = (name: string) => call<McpOverview>("mcp_restart", { name });
+
+/** Adds a server (`original` null) or replaces `original`, which may be renamed to `name`. */
+export const mcpSaveServer = (original: string | null, name: string, entry: McpServerEntry) =>
+  call<McpOverview>("mcp_save_server", { original, name, entry });
+
+export const mcpRemoveServer = (name: string) => call<McpOverview>("mcp_remove_server", { name });
+
+/** The backend emits `mcp-changed` whenever a server starts, fails, stops or changes its tools. */
+export function onMcpChanged(handler: () => void): Promise<UnlistenFn> {
+  return listen("mcp-changed", () => handler());
+}
 
 /** The backend emits `sessions-changed` when a session log appears or changes on disk. */
 export interface IndexProgress {

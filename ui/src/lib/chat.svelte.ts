@@ -12,6 +12,7 @@ import type {
   SessionDetail,
   StoredMessage,
   TodoItem,
+  ToolImage,
   Usage,
 } from "./api";
 
@@ -123,10 +124,14 @@ export class ToolItem {
   readonly args: unknown;
   state = $state<ToolState>("running");
   result = $state<string | null>(null);
-  constructor(id: string, name: string, args: unknown) {
+  /** The MCP server behind the tool (MCP tools only). */
+  server = $state<string | null>(null);
+  images = $state<ToolImage[]>([]);
+  constructor(id: string, name: string, args: unknown, server: string | null = null) {
     this.id = id;
     this.name = name;
     this.args = args;
+    this.server = server;
   }
 }
 
@@ -284,7 +289,7 @@ export class Conversation {
         break;
       case "tool_call": {
         this.#closeAssistant(false);
-        const item = new ToolItem(event.id, event.name, event.arguments);
+        const item = new ToolItem(event.id, event.name, event.arguments, event.server ?? null);
         this.#tools.set(event.id, item);
         this.items.push(item);
         break;
@@ -298,6 +303,8 @@ export class Conversation {
         }
         item.result = event.content;
         item.state = event.is_error ? "error" : "ok";
+        if (event.server) item.server = event.server;
+        item.images = event.images ?? [];
         break;
       }
       case "todo":
@@ -607,9 +614,20 @@ export function historyItems(messages: StoredMessage[], tools: Map<string, ToolI
       }
       tool.result = message.content;
       tool.state = message.is_error ? "error" : "ok";
+      if (message.mcp) {
+        tool.server = message.mcp.server;
+        tool.images = message.mcp.images ?? [];
+      }
     }
   }
   return items;
+}
+
+/** The tool's own name: an MCP tool's model name without its `SERVER__` prefix. */
+export function toolLabel(name: string, server: string | null): string {
+  if (server === null) return name;
+  const at = name.indexOf("__");
+  return at > 0 ? name.slice(at + 2) : name;
 }
 
 /** A one-line description of a tool call's arguments for the card header. */

@@ -190,6 +190,7 @@ mod tests {
             name: "terminal".into(),
             content: "x".repeat(40_000),
             is_error: false,
+            mcp: None,
         });
         let piece = &pieces(&result, 4, None)[0];
         assert_eq!((piece.message, piece.text.len()), (4, TOOL_TEXT_BYTES));
