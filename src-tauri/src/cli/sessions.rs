@@ -1,4 +1,4 @@
-//! `talaria sessions list | show | search | export` (CONTRACTS.md, "Headless mode"). Reads go
+//! `talaria sessions list | show | search | export` (docs/cli.md). Reads go
 //! through the index, refreshed first by comparing each log's size and mtime (unchanged logs
 //! are not opened).
 
@@ -30,7 +30,9 @@ pub enum SessionsCommand {
     },
     /// Print one session (id or a unique prefix of it).
     Show {
+        /// The session id, or a unique prefix of it
         id: String,
+        /// Where sessions and the index live [env: TALARIA_DATA_DIR]
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
         /// One JSON object: {id, title, created, messages, todos, skipped_lines, ...}.
@@ -42,9 +44,12 @@ pub enum SessionsCommand {
     },
     /// Full-text search over titles and user and assistant text.
     Search {
+        /// Words to look for
         query: String,
+        /// Where sessions and the index live [env: TALARIA_DATA_DIR]
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// At most this many matches, best first
         #[arg(long, value_name = "N", default_value_t = 20)]
         limit: usize,
         /// A JSON array of {id, title, snippet, score} (higher score is better).
@@ -53,9 +58,12 @@ pub enum SessionsCommand {
     },
     /// Write one session as Markdown or JSON (the JSON of `show --json`).
     Export {
+        /// The session id, or a unique prefix of it
         id: String,
+        /// What to write on stdout
         #[arg(long, value_enum)]
         format: ExportFormat,
+        /// Where sessions and the index live [env: TALARIA_DATA_DIR]
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
