@@ -209,21 +209,28 @@ describe("desktop manners", { timeout: 600_000 }, () => {
     );
   }
 
-  it(
-    "stops the running turn and writes its log when the display goes away (logging out)",
-    wrap("quit-display-lost", async () => {
-      const server = await standin();
-      const dirs = temp();
-      const own = await startXvfb();
-      app = await App.launch({ logDir: dirs.tmp, env: { ...talariaEnv(dirs, server.url), DISPLAY: own.display } });
-      const pid = app.pid();
-      await windowOf(own.display, pid);
-      const shown = await startStalledTurn(app, server);
-      await stopChild(own.child, "Xvfb");
-      await exited(pid, "the display ended");
-      assertRecordedCancelled(dirs.dataDir, shown);
-    }),
-  );
+  // Logging out ends the display server; the session manager may send SIGTERM at the same time.
+  for (const [way, withSignal] of [
+    ["the display goes away (logging out)", false],
+    ["SIGTERM and the end of the display come together", true],
+  ]) {
+    it(
+      `stops the running turn and writes its log when ${way}`,
+      wrap(`quit-display-${withSignal ? "and-signal" : "lost"}`, async () => {
+        const server = await standin();
+        const dirs = temp();
+        const own = await startXvfb();
+        app = await App.launch({ logDir: dirs.tmp, env: { ...talariaEnv(dirs, server.url), DISPLAY: own.display } });
+        const pid = app.pid();
+        await windowOf(own.display, pid);
+        const shown = await startStalledTurn(app, server);
+        if (withSignal) process.kill(pid, "SIGTERM");
+        await stopChild(own.child, "Xvfb");
+        await exited(pid, way);
+        assertRecordedCancelled(dirs.dataDir, shown);
+      }),
+    );
+  }
 
   it(
     "exits 0 when closed, 129 on SIGHUP and 143 on SIGTERM",

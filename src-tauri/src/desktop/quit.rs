@@ -17,8 +17,8 @@ const FLUSH: Duration = Duration::from_secs(3);
 const STOP: Duration = Duration::from_secs(1);
 
 /// Stops every turn, writes every log and the window's place. Blocks (up to about 4 s); safe
-/// to call more than once. `measure_window` asks the window where it is, which needs a live
-/// window and display.
+/// to call more than once, from any thread. `measure_window` asks the window where it is: only
+/// on the main thread with the window and display alive (a close request).
 pub fn wind_down(app: &AppHandle, measure_window: bool) {
     app.state::<AppState>().stop_all(STOP);
     history::flush_all_blocking(FLUSH);
@@ -50,7 +50,7 @@ pub async fn on_signals(app: AppHandle) {
     };
     tracing::info!("quitting on signal {number}");
     let stopping = app.clone();
-    let _ = tokio::task::spawn_blocking(move || wind_down(&stopping, true)).await;
+    let _ = tokio::task::spawn_blocking(move || wind_down(&stopping, false)).await;
     app.exit(128 + number);
 }
 
@@ -94,6 +94,13 @@ mod display {
     }
 
     unsafe extern "C" fn lost(_display: *mut xlib::Display) -> c_int {
+        // Winding down is bounded (about 4 s), but this runs on the main thread, which nothing
+        // may wait for now: whatever happens, the process ends soon after.
+        let _ = std::thread::Builder::new().spawn(|| {
+            std::thread::sleep(super::STOP + super::FLUSH + std::time::Duration::from_secs(2));
+            // SAFETY: ends the process, as below.
+            unsafe { libc::_exit(1) }
+        });
         let _ = std::panic::catch_unwind(|| {
             if let Some(app) = APP.get() {
                 tracing::warn!("the display connection is gone (the session ended); saving");

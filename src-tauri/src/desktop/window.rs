@@ -87,8 +87,10 @@ pub fn track(window: &tauri::Window, event: &WindowEvent) {
         return;
     };
     if matches!(event, WindowEvent::Moved(_) | WindowEvent::Resized(_)) {
-        let mut now = lock(&placement.now);
-        *now = measure(window, *now);
+        // Never ask the window while holding the lock: the asking may wait for the main thread.
+        let last = *lock(&placement.now);
+        let measured = measure(window, last);
+        *lock(&placement.now) = measured;
     }
 }
 
@@ -116,19 +118,18 @@ fn measure(window: &tauri::Window, last: Option<Geometry>) -> Option<Geometry> {
     })
 }
 
-/// Saves where the main window is: measured now when it still exists, else as last reported
-/// (on the way out, or when the display is gone, the window cannot be asked).
+/// Saves where the main window is. `measure_now` (only on the main thread, with the window
+/// still open) asks the window; otherwise the place last reported is saved: on the way out, from
+/// a signal, or with the display gone, asking could wait forever.
 pub fn save_placement(app: &AppHandle, measure_now: bool) {
     let Some(placement) = app.try_state::<Placement>() else {
         return;
     };
-    let geometry = {
-        let mut now = lock(&placement.now);
-        if measure_now && let Some(window) = app.get_webview_window(MAIN) {
-            *now = measure(&window.as_ref().window(), *now);
-        }
-        *now
-    };
+    let mut geometry = *lock(&placement.now);
+    if measure_now && let Some(window) = app.get_webview_window(MAIN) {
+        geometry = measure(&window.as_ref().window(), geometry);
+        *lock(&placement.now) = geometry;
+    }
     if let Some(geometry) = geometry
         && let Err(error) = window_state::save(&placement.data_dir, &geometry)
     {
