@@ -43,15 +43,21 @@ pub async fn on_signals(app: AppHandle) {
         tracing::warn!("cannot watch SIGHUP/SIGINT/SIGTERM: those would end Talaria unsaved");
         return;
     };
-    let number = tokio::select! {
-        _ = hangup.recv() => libc::SIGHUP,
-        _ = interrupt.recv() => libc::SIGINT,
-        _ = terminate.recv() => libc::SIGTERM,
+    let mut next = async || {
+        tokio::select! {
+            _ = hangup.recv() => libc::SIGHUP,
+            _ = interrupt.recv() => libc::SIGINT,
+            _ = terminate.recv() => libc::SIGTERM,
+        }
     };
+    let number = next().await;
     tracing::info!("quitting on signal {number}");
     let stopping = app.clone();
     let _ = tokio::task::spawn_blocking(move || wind_down(&stopping, false)).await;
     app.exit(128 + number);
+    // A second signal means now, in case the window's event loop cannot get to the exit.
+    let again = next().await;
+    std::process::exit(128 + again);
 }
 
 /// When the X display goes away (the session ends), GTK's handler ends the process on the

@@ -51,7 +51,8 @@ pub fn open_main(app: &AppHandle, data_dir: &Path) -> Result<(), WindowError> {
         now: Mutex::new(saved),
     });
     window.show()?;
-    window.set_focus()?;
+    // Without a window manager (or with focus-stealing prevention) this may be refused: fine.
+    let _ = window.set_focus();
     Ok(())
 }
 
@@ -107,8 +108,9 @@ fn measure(window: &tauri::Window, last: Option<Geometry>) -> Option<Geometry> {
             ..g
         });
     }
-    let position = window.outer_position().ok()?;
-    let size = window.inner_size().ok()?;
+    let (Ok(position), Ok(size)) = (window.outer_position(), window.inner_size()) else {
+        return last;
+    };
     Some(Geometry {
         x: position.x,
         y: position.y,
