@@ -1,4 +1,5 @@
-# Talaria: `make run` sets up and launches the app, `make test` sets up and runs every test.
+# Talaria: `make run` sets up and launches the app, `make test` sets up and runs every test,
+# `make package` builds the .deb (target/release/bundle/deb/).
 # Every step is idempotent: stamps under .make/ skip work whose inputs did not change.
 
 SHELL := /bin/bash
