@@ -1,4 +1,5 @@
-# Talaria: `make run` sets up and launches the app, `make test` sets up and runs every test.
+# Talaria: `make run` sets up and launches the app, `make test` sets up and runs every test,
+# `make package` builds the .deb (target/release/bundle/deb/).
 # Every step is idempotent: stamps under .make/ skip work whose inputs did not change.
 
 SHELL := /bin/bash
@@ -8,10 +9,17 @@ SHELL := /bin/bash
 APP_BIN := target/debug/talaria
 STANDIN_BIN := target/debug/examples/standin
 STAMPS := .make
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+RELEASE_BIN := target/release/talaria
+DEB := target/release/bundle/deb/talaria_$(VERSION)_amd64.deb
+TAURI := ui/node_modules/.bin/tauri
+# The UI is built by the ui/dist rule below, not by tauri's beforeBuildCommand (which runs in
+# the folder above the repository when tauri.conf.json sits at its root).
+TAURI_FLAGS := --ci --config '{"build":{"beforeBuildCommand":null}}'
 
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run test demo deps ui-deps ui-build build lint ui-check rust-test e2e clean-stamps
+.PHONY: run test demo deps ui-deps ui-build build package lint ui-check rust-test e2e clean-stamps
 
 $(STAMPS):
 	@mkdir -p $(STAMPS)
@@ -50,6 +58,27 @@ ui-build: ui/dist/index.html
 build: deps ui-build
 	cargo build --bin talaria --example standin --example mcp_test_server
 
+## --- package ----------------------------------------------------------------
+# `make package`: target/release/bundle/deb/talaria_<version>_amd64.deb. Only the .deb: the
+# AppImage bundler downloads linuxdeploy while it runs, which an offline build cannot do.
+RELEASE_INPUTS := $(shell find src-tauri -type f 2>/dev/null) Cargo.toml Cargo.lock tauri.conf.json $(wildcard icons/*)
+PACKAGE_INPUTS := packaging/talaria.desktop docs/cli.md docs/session-format.md scripts/deb-depends.sh
+
+$(RELEASE_BIN): $(RELEASE_INPUTS) ui/dist/index.html ui/node_modules/.package-lock.json
+	$(TAURI) build --no-bundle $(TAURI_FLAGS)
+	@touch $@
+
+# Depends: what dpkg-shlibdeps finds the release binary links, with the versions it needs.
+$(DEB): $(RELEASE_BIN) $(PACKAGE_INPUTS)
+	depends=$$(scripts/deb-depends.sh $(RELEASE_BIN)) && \
+	  $(TAURI) bundle --bundles deb $(TAURI_FLAGS) \
+	    --config "{\"bundle\":{\"linux\":{\"deb\":{\"depends\":$$depends}}}}"
+	@test -f $@ || { echo "make package: tauri did not write $@" >&2; exit 1; }
+	@touch $@
+
+package: deps $(DEB)
+	@echo "make package: $(DEB)"
+
 ## --- run --------------------------------------------------------------------
 run: build
 	@if [[ -z "$${DISPLAY:-}" && -z "$${WAYLAND_DISPLAY:-}" ]]; then \
@@ -78,9 +107,11 @@ rust-test: deps ui-build
 	cargo build --example mcp_test_server
 	cargo test --test all --lib
 
-e2e: build $(STAMPS)/tauri-driver
+# The end-to-end tests include the installed-app smoke test, so they need the .deb.
+e2e: build $(STAMPS)/tauri-driver $(DEB)
 	@mkdir -p tests/e2e/out
 	TALARIA_APP=$(CURDIR)/$(APP_BIN) STANDIN_BIN=$(CURDIR)/$(STANDIN_BIN) TALARIA_BIN=$(CURDIR)/$(APP_BIN) \
+	  TALARIA_DEB=$(CURDIR)/$(DEB) \
 	  xvfb-run -a -s "-screen 0 1280x800x24" node --test --test-concurrency=1 tests/e2e/
 
 test: lint ui-check rust-test e2e

@@ -5,10 +5,15 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential pkg-config curl file procps
-  libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev
+  libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev libx11-dev
   xvfb xauth webkit2gtk-driver xclip
   dbus gnome-keyring
   nodejs npm
+  # make package: dpkg-shlibdeps computes the .deb's Depends.
+  dpkg-dev
+  # The desktop end-to-end tests: a session bus for the single-instance hand-over
+  # (dbus-run-session), focus and window moves (xdotool, xwininfo), the desktop entry check.
+  dbus xdotool x11-utils desktop-file-utils
 )
 
 missing=()

@@ -34,6 +34,9 @@ const COMMANDS: &[&str] = &[
     "mcp_restart",
     "mcp_save_server",
     "mcp_remove_server",
+    "about",
+    "open_data_folder",
+    "quit_app",
 ];
 
 fn main() {

@@ -5,6 +5,8 @@ mod standin;
 
 mod agent;
 mod cli;
+mod data_dirs;
+mod docs;
 mod history;
 mod history_gen;
 mod history_manage;

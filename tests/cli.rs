@@ -179,9 +179,14 @@ async fn exec_bad_usage_exits_2() {
 
 #[tokio::test]
 async fn version_flag() {
-    let out = Command::new(BIN).arg("--version").output().await.unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "talaria 0.1.0");
+    for flag in ["--version", "-V"] {
+        let out = Command::new(BIN).arg(flag).output().await.unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("talaria {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
 }
 
 async fn read_until(

@@ -74,8 +74,8 @@ impl Usage {
     }
 }
 
-/// Everything a turn tells its front end, in order. The first four fields of the contract
-/// (`session`, `token`, ... `cancelled`) are fixed by CONTRACTS.md; the others are extensions.
+/// Everything a turn tells its front end, in order. Scripts read these as `exec --json` lines
+/// (docs/cli.md, "Events"): add types and fields freely, but never rename or remove one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {

@@ -81,10 +81,8 @@ function freeDisplay() {
 
 let display;
 
-/** The X display: $DISPLAY, else an Xvfb started here (once per test file). */
-export async function ensureDisplay() {
-  if (process.env.DISPLAY) return process.env.DISPLAY;
-  if (display) return display;
+/** A new Xvfb server of its own: `{ display, child }` (stop it with stopChild to end the display). */
+export async function startXvfb() {
   const n = freeDisplay();
   const name = `:${n}`;
   const xvfb = start("Xvfb", "Xvfb", [name, "-screen", "0", "1280x800x24", "-nolisten", "tcp"], { stdio: "ignore" });
@@ -93,8 +91,50 @@ export async function ensureDisplay() {
   });
   assert.equal(xvfb.exitCode, null, "Xvfb exited at once; is it installed (apt install xvfb xauth)?");
   log(`started Xvfb on ${name}`);
-  display = name;
-  return name;
+  return { display: name, child: xvfb };
+}
+
+/** The X display: $DISPLAY, else an Xvfb started here (once per test file). */
+export async function ensureDisplay() {
+  if (process.env.DISPLAY) return process.env.DISPLAY;
+  if (!display) display = (await startXvfb()).display;
+  return display;
+}
+
+/** Process ids of every descendant of `pid` (from /proc). */
+export function descendants(pid) {
+  const children = new Map();
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // The command name may hold spaces and parentheses: the fields start after the last ')'.
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (!children.has(parent)) children.set(parent, []);
+      children.get(parent).push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const found = [];
+  const queue = [pid];
+  while (queue.length) {
+    for (const child of children.get(queue.shift()) ?? []) {
+      found.push(child);
+      queue.push(child);
+    }
+  }
+  return found;
+}
+
+/** True while `pid` runs (a zombie waiting for its parent counts as ended). */
+export function running(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
 }
 
 /** The stand-in LLM server as a process; `url` is its base (no trailing slash). */
@@ -178,14 +218,29 @@ export function makeTemp(prefix = "talaria-e2e-") {
  * next one).
  */
 export class App {
-  constructor({ session, driver, driverLog, port }) {
+  constructor({ session, driver, driverLog, port, app }) {
     this.session = session;
     this.driver = driver;
     this.driverLog = driverLog;
     this.port = port;
+    this.app = app;
   }
 
-  static async launch({ env = {}, logDir, port = DRIVER_PORT, app = APP_BIN, wrap = null } = {}) {
+  /** The app's process id (WebKitWebDriver starts it, under tauri-driver). */
+  pid() {
+    const binary = fs.realpathSync(this.app);
+    const pid = descendants(this.driver.pid).find((p) => {
+      try {
+        return fs.realpathSync(`/proc/${p}/exe`) === binary;
+      } catch {
+        return false;
+      }
+    });
+    assert.ok(pid, `no process of ${binary} under tauri-driver ${this.driver.pid}`);
+    return pid;
+  }
+
+  static async launch({ env = {}, logDir, port = DRIVER_PORT, app = APP_BIN, wrap = null, cwd } = {}) {
     assert.ok(fs.existsSync(app), `app binary not found at ${app}: build it (see tests/e2e/README.md) or set TALARIA_APP`);
     const shown = await ensureDisplay();
     const dir = logDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "talaria-e2e-log-"));
@@ -205,7 +260,7 @@ export class App {
     const driverArgs = ["--port", String(port), "--native-port", String(port + 1)];
     // `wrap` runs tauri-driver under another program (e.g. ["dbus-run-session", "--"]).
     const [command, args] = wrap ? [wrap[0], [...wrap.slice(1), TAURI_DRIVER, ...driverArgs]] : [TAURI_DRIVER, driverArgs];
-    const driver = start("tauri-driver", command, args, { env: merged, stdio: ["ignore", logFd, logFd] });
+    const driver = start("tauri-driver", command, args, { env: merged, stdio: ["ignore", logFd, logFd], cwd });
     fs.closeSync(logFd);
     const base = `http://127.0.0.1:${port}`;
     await waitFor(
@@ -227,7 +282,7 @@ export class App {
       await sleep(500);
       await session.title();
     }
-    const launched = new App({ session, driver, driverLog, port });
+    const launched = new App({ session, driver, driverLog, port, app });
     await waitFor("the UI to load (turn-status present)", async () => (await launched.status()) !== null, {
       timeout: 30_000,
       interval: 200,

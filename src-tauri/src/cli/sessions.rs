@@ -1,6 +1,6 @@
-//! `talaria sessions ...` (CONTRACTS.md, "Headless mode"): list, show, search, export, rename,
-//! pin, archive, delete, restore, compact, stats. Reads go through the index, refreshed first
-//! (logs whose `stat` did not change are not opened). Compressed logs read like plain ones.
+//! `talaria sessions ...` (docs/cli.md): list, show, search, export, rename, pin, archive,
+//! delete, restore, compact, stats. Reads go through the index, refreshed first (logs whose
+//! `stat` did not change are not opened). Compressed logs read like plain ones.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,7 +30,9 @@ pub enum SessionsCommand {
     },
     /// Print one session (id or a unique prefix of it).
     Show {
+        /// The session id, or a unique prefix of it
         id: String,
+        /// Where sessions and the index live [env: TALARIA_DATA_DIR]
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
         /// One JSON object: {id, title, created, messages, todos, skipped_lines, ...}.
@@ -46,9 +48,12 @@ pub enum SessionsCommand {
     /// Full-text search over everything sessions hold: user and assistant text, tool
     /// arguments, tool results and todo items.
     Search {
+        /// Words to look for
         query: String,
+        /// Where sessions and the index live [env: TALARIA_DATA_DIR]
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// At most this many matches, best first
         #[arg(long, value_name = "N", default_value_t = 20)]
         limit: usize,
         /// A JSON array of {id, title, snippet, score, highlights, message_index} (higher
@@ -58,9 +63,12 @@ pub enum SessionsCommand {
     },
     /// Write one session as Markdown or JSON (the JSON of `show --json`).
     Export {
+        /// The session id, or a unique prefix of it
         id: String,
+        /// What to write on stdout
         #[arg(long, value_enum)]
         format: ExportFormat,
+        /// Where sessions and the index live [env: TALARIA_DATA_DIR]
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },

@@ -1,31 +1,44 @@
-//! The Tauri adapter: commands, state and settings. No engine logic of its own.
+//! The Tauri adapter: commands, state, settings and the window's desktop manners (one
+//! instance, remembered place, clean quitting). No engine logic of its own.
 
+mod about;
 mod commands;
 mod error;
 mod mcp;
 mod navigation;
 mod preferences;
+mod quit;
 mod sessions;
 mod settings;
 mod state;
-
-use std::time::Duration;
+mod window;
 
 use tauri::{Emitter, Manager, RunEvent, WindowEvent};
 
 use crate::history;
 use state::{AppState, lock};
 
-/// How long exit paths wait for the session logs to reach the disk.
-const EXIT_FLUSH: Duration = Duration::from_secs(3);
-/// How long exit paths wait for cancelled turns to record how they ended.
-const EXIT_STOP: Duration = Duration::from_secs(1);
-
 pub fn run() {
     crate::logging::init("info");
     history::install_panic_flush();
     let data_dir = crate::config::data_dir();
+    // The folder must exist for the single-instance name to be the same however it is spelled.
+    if let Err(error) = crate::private::private_dir(&data_dir) {
+        tracing::warn!(
+            "the data folder {} cannot be created: {error}",
+            data_dir.display()
+        );
+    }
+    let context = tauri::generate_context!();
+    let bus_id = crate::instance::bus_id(&context.config().identifier, &data_dir);
     let builder = tauri::Builder::default()
+        // First: a second launch must hand over before anything else starts.
+        .plugin(
+            tauri_plugin_single_instance::Builder::new()
+                .dbus_id(bus_id)
+                .callback(|app, _args, _cwd| window::bring_to_front(app))
+                .build(),
+        )
         .plugin(tauri_plugin_store::Builder::new().build())
         .plugin(tauri_plugin_dialog::init())
         // Links in replies open in the system browser (the UI asks; the capability scopes it).
@@ -42,6 +55,8 @@ pub fn run() {
             if let Some(warning) = settings::prepare(&state.data_dir) {
                 *lock(&state.settings_warning) = Some(warning);
             }
+            window::open_main(&handle, &state.data_dir)?;
+            quit::on_display_loss(&handle);
             // The keyring may take a D-Bus round trip (or time out): find out in the background.
             let probing = handle.clone();
             std::thread::spawn(move || {
@@ -49,16 +64,13 @@ pub fn run() {
             });
             open_index_in_background(handle.clone());
             mcp::start(&handle);
-            tauri::async_runtime::spawn(flush_on_signals(handle));
+            tauri::async_runtime::spawn(quit::on_signals(handle));
             Ok(())
         })
         .on_window_event(|window, event| match event {
-            WindowEvent::CloseRequested { .. } | WindowEvent::Destroyed => {
-                let state = window.app_handle().state::<AppState>();
-                state.stop_all(EXIT_STOP);
-                state.stop_mcp();
-                history::flush_all_blocking(EXIT_FLUSH);
-            }
+            WindowEvent::CloseRequested { .. } => quit::wind_down(window.app_handle(), true),
+            WindowEvent::Destroyed => quit::wind_down(window.app_handle(), false),
+            WindowEvent::Moved(_) | WindowEvent::Resized(_) => window::track(window, event),
             _ => {}
         })
         .invoke_handler(tauri::generate_handler![
@@ -94,8 +106,11 @@ pub fn run() {
             mcp::mcp_restart,
             mcp::mcp_save_server,
             mcp::mcp_remove_server,
+            about::about,
+            about::open_data_folder,
+            quit::quit_app,
         ]);
-    let app = match builder.build(tauri::generate_context!()) {
+    let app = match builder.build(context) {
         Ok(app) => app,
         Err(error) => {
             tracing::error!("the window could not start: {error}");
@@ -104,10 +119,7 @@ pub fn run() {
     };
     app.run(|handle, event| {
         if let RunEvent::Exit = event {
-            let state = handle.state::<AppState>();
-            state.stop_all(EXIT_STOP);
-            state.stop_mcp();
-            history::flush_all_blocking(EXIT_FLUSH);
+            quit::wind_down(handle, false);
         }
     });
 }
@@ -166,28 +178,4 @@ fn open_index_in_background(app: tauri::AppHandle) {
         }
         sessions::keep_tidy(&app);
     });
-}
-
-/// SIGINT / SIGTERM: stop running turns, write the logs, then quit.
-async fn flush_on_signals(app: tauri::AppHandle) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
-    }
-    let stopping = app.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        let state = stopping.state::<AppState>();
-        state.stop_all(EXIT_STOP);
-        state.stop_mcp();
-        history::flush_all_blocking(EXIT_FLUSH);
-    })
-    .await;
-    app.exit(130);
 }

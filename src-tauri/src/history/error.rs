@@ -58,7 +58,7 @@ impl HistoryError {
         }
     }
 
-    /// The kind in `exec`'s terms (CONTRACTS.md): naming a session that is not there is a
+    /// The kind in `exec`'s terms (docs/cli.md, "Error kinds"): naming a session that is not there is a
     /// usage error; everything else is a storage failure.
     pub fn error_kind(&self) -> crate::event::ErrorKind {
         match self {

@@ -492,3 +492,19 @@ export function onSessionsChanged(handler: (ids: string[]) => void): Promise<Unl
     handler(event.payload?.ids ?? []);
   });
 }
+
+/** The About box: this build's version and the folder that holds everything Talaria keeps. */
+export interface About {
+  version: string;
+  data_dir: string;
+  /** TALARIA_DATA_DIR chose the folder. */
+  data_dir_from_env: boolean;
+}
+
+export const about = () => call<About>("about");
+
+/** Opens the data folder in the desktop's file manager. */
+export const openDataFolder = () => call<void>("open_data_folder");
+
+/** Quits the app the clean way: running turns stop and every log is written first. */
+export const quitApp = () => call<void>("quit_app");

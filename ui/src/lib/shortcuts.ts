@@ -1,6 +1,6 @@
 // The app's keyboard shortcuts: one table for the handler and for the shortcuts sheet.
 
-export type ShortcutAction = "search" | "new-session" | "settings" | "stop" | "shortcuts";
+export type ShortcutAction = "search" | "new-session" | "settings" | "stop" | "shortcuts" | "quit";
 
 export interface Shortcut {
   action: ShortcutAction;
@@ -15,6 +15,7 @@ export const SHORTCUTS: readonly Shortcut[] = [
   { action: "settings", keys: ["Ctrl", ","], label: "Open settings" },
   { action: "stop", keys: ["Esc"], label: "Stop the running reply" },
   { action: "shortcuts", keys: ["Ctrl", "/"], label: "Show these shortcuts" },
+  { action: "quit", keys: ["Ctrl", "Q"], label: "Quit (running replies stop and are saved first)" },
 ];
 
 /** Keys that only the message box uses: listed on the sheet, handled by the composer. */
@@ -41,6 +42,8 @@ export function shortcutFor(event: KeyboardEvent): ShortcutAction | null {
       return "new-session";
     case ",":
       return "settings";
+    case "q":
+      return "quit";
     case "/":
     case "?":
       return "shortcuts";
