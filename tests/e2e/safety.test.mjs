@@ -91,7 +91,7 @@ describe("safety in the window (environment, folder, approvals)", { timeout: 240
       await waitFor("the chat", async () => (await s.allByTestId("prompt-input")).length === 1 && (await s.allByTestId("welcome-card")).length === 0);
       // WebDriver's visible text of this header chip comes back empty in WebKitGTK; its DOM text is what shows.
       await waitFor("the folder in the chat header", async () =>
-        /work/.test(await s.execute("return document.querySelector('[data-testid=chat-folder]')?.textContent ?? '';")),
+        /\/work$/.test(await s.execute("return document.querySelector('[data-testid=chat-folder]')?.textContent ?? '';")),
       );
     }),
   );

@@ -27,7 +27,7 @@ describe("shortcutFor", () => {
   });
 
   it("lists every shortcut on the sheet, Esc included", () => {
-    expect(SHORTCUTS.map((s) => s.keys.join("+"))).toEqual(["Ctrl+K", "Ctrl+N", "Ctrl+,", "Esc", "Ctrl+/"]);
+    expect(SHORTCUTS.map((s) => s.keys.join("+"))).toEqual(["Ctrl+K", "Ctrl+N", "Ctrl+,", "Esc", "Ctrl+/", "Ctrl+Q"]);
   });
 });
 

@@ -174,17 +174,17 @@ mod tests {
                 .why(Path::new("/home/u/.local/share/app/settings.json"))
                 .is_some()
         );
-        assert!(secrets.why(Path::new("/work/proj/.env")).is_some());
-        assert!(secrets.why(Path::new("/work/proj/.env.local")).is_some());
-        assert!(secrets.why(Path::new("/work/proj/.env.example")).is_none());
+        assert!(secrets.why(Path::new("/home/u/proj/.env")).is_some());
+        assert!(secrets.why(Path::new("/home/u/proj/.env.local")).is_some());
+        assert!(secrets.why(Path::new("/home/u/proj/.env.example")).is_none());
         assert!(
             secrets
-                .why(Path::new("/work/proj/keys/id_ed25519"))
+                .why(Path::new("/home/u/proj/keys/id_ed25519"))
                 .is_some()
         );
         assert!(secrets.why(Path::new("/home/u/.netrc")).is_some());
         assert!(secrets.why(Path::new("/home/u/.sshx/a")).is_none());
-        assert!(secrets.why(Path::new("/work/proj/src/env.rs")).is_none());
+        assert!(secrets.why(Path::new("/home/u/proj/src/env.rs")).is_none());
         assert!(
             secrets
                 .why(Path::new("/home/u/proj/../.aws/config"))
