@@ -8,6 +8,7 @@ const COMMANDS: &[&str] = &[
     "choose_workdir",
     "check_workdir",
     "detect_local_servers",
+    "list_models",
     "start_turn",
     "cancel_turn",
     "respond_approval",

@@ -76,6 +76,11 @@ pub struct Settings {
     pub stall_timeout_s: u64,
     pub max_iterations: u32,
     pub max_attempts: u32,
+    /// Upper bound on one reply's length, sent as `max_tokens` (Anthropic requires one).
+    pub max_tokens: u32,
+    /// Anthropic extended thinking: the budget in tokens, 0 for off. At least 1024 and below
+    /// `max_tokens` when on (the API's own rules). Other providers ignore it.
+    pub thinking_budget: u32,
     /// The folder new sessions work in. Empty until the user picks one.
     pub workdir: String,
     /// How much the app asks before a command runs.
@@ -100,6 +105,8 @@ impl Default for Settings {
             stall_timeout_s: 120,
             max_iterations: 90,
             max_attempts: 3,
+            max_tokens: DEFAULT_MAX_TOKENS,
+            thinking_budget: 0,
             workdir: String::new(),
             approval_level: ApprovalLevel::default(),
             writable_dirs: default_writable_dirs(),
@@ -107,6 +114,11 @@ impl Default for Settings {
         }
     }
 }
+
+/// `max_tokens` unless the user sets another.
+pub const DEFAULT_MAX_TOKENS: u32 = 8192;
+/// The smallest thinking budget Anthropic accepts.
+pub const MIN_THINKING_BUDGET: u32 = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -124,6 +136,12 @@ pub enum ConfigError {
         "no working folder is chosen yet: pick the folder Talaria may work in (Settings → Safety)"
     )]
     NoWorkdir,
+    #[error("max tokens must be at least 1 (8192 suits most models)")]
+    NoMaxTokens,
+    #[error(
+        "the thinking budget must be 0 (off) or between {MIN_THINKING_BUDGET} and max tokens ({max_tokens}) minus 1; got {budget}"
+    )]
+    BadThinkingBudget { budget: u32, max_tokens: u32 },
 }
 
 impl ConfigError {
@@ -140,6 +158,8 @@ impl ConfigError {
             ConfigError::NoModel => Some("model"),
             ConfigError::BadBaseUrl(_) => Some("base_url"),
             ConfigError::BadWorkdir(_) | ConfigError::NoWorkdir => Some("workdir"),
+            ConfigError::NoMaxTokens => Some("max_tokens"),
+            ConfigError::BadThinkingBudget { .. } => Some("thinking_budget"),
         }
     }
 }
@@ -201,6 +221,18 @@ impl Settings {
         let base = self.effective_base_url();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ConfigError::BadBaseUrl(base));
+        }
+        if self.max_tokens == 0 {
+            return Err(ConfigError::NoMaxTokens);
+        }
+        if self.thinking_budget != 0
+            && (self.thinking_budget < MIN_THINKING_BUDGET
+                || self.thinking_budget >= self.max_tokens)
+        {
+            return Err(ConfigError::BadThinkingBudget {
+                budget: self.thinking_budget,
+                max_tokens: self.max_tokens,
+            });
         }
         Ok(())
     }

@@ -15,6 +15,8 @@ const settings: Settings = {
   stall_timeout_s: 120,
   max_iterations: 90,
   max_attempts: 3,
+  max_tokens: 8192,
+  thinking_budget: 0,
   workdir: "",
   approval_level: "ask",
   writable_dirs: ["~/.cargo"],
@@ -100,6 +102,11 @@ describe("App", () => {
             status = { ...status, workdir_ready: true, workdir: "/home/u/Talaria", configured: status.model_ready };
             return "/home/u/Talaria";
           }
+          case "list_models":
+            if ((args.settings as Settings).base_url.includes(":9/")) {
+              throw { kind: "network", message: "cannot connect to http://127.0.0.1:9/v1", field: "base_url" };
+            }
+            return [{ id: "qwen3:8b" }, { id: "llama3.2", name: "Llama 3.2" }];
           case "detect_local_servers":
             return [{ name: "Ollama", base_url: "http://127.0.0.1:11434/v1", models: ["qwen3:8b"] }];
           case "list_sessions":
@@ -151,6 +158,30 @@ describe("App", () => {
     await until(() => (q('[role="alert"]')?.textContent ?? "").includes("no model is set"));
     // The error sits under the field it names.
     expect(q('[name="model"]')?.parentElement?.querySelector('[role="alert"]')?.textContent).toContain("no model is set");
+  });
+
+  it("tests the connection and offers the provider's models", async () => {
+    view.mount(App);
+    await until(() => q('[data-testid="settings-button"]') !== null);
+    q('[data-testid="settings-button"]')?.click();
+    await until(() => q('[data-testid="test-connection"]') !== null);
+    const base = q('[name="base_url"]') as HTMLInputElement;
+    base.value = "http://127.0.0.1:9/v1";
+    base.dispatchEvent(new Event("input", { bubbles: true }));
+    (q('[data-testid="test-connection"]') as HTMLButtonElement).click();
+    await until(() => (q('[data-testid="test-connection-result"]')?.textContent ?? "").includes("cannot connect"));
+    base.value = "http://127.0.0.1:11434/v1";
+    base.dispatchEvent(new Event("input", { bubbles: true }));
+    (q('[data-testid="test-connection"]') as HTMLButtonElement).click();
+    await until(() => view.target.querySelectorAll('[data-testid="model-choice"]').length === 2);
+    expect(q('[data-testid="test-connection-result"]')?.textContent).toContain("2 models");
+    const choices = view.target.querySelectorAll<HTMLButtonElement>('[data-testid="model-choice"]');
+    expect(choices[1].textContent).toBe("Llama 3.2");
+    choices[1].click();
+    await until(() => (q('[name="model"]') as HTMLInputElement).value === "llama3.2");
+    const asked = calls.filter((c) => c.cmd === "list_models");
+    expect((asked[1].args.settings as Settings).base_url).toBe("http://127.0.0.1:11434/v1");
+    expect((asked[1].args.settings as Settings).api_key).toBeUndefined();
   });
 
   it("shows environment overrides read-only and never sends them back", async () => {

@@ -224,6 +224,8 @@ describe("session browser", () => {
                 stall_timeout_s: 120,
                 max_iterations: 90,
                 max_attempts: 3,
+                max_tokens: 8192,
+                thinking_budget: 0,
                 workdir: "",
                 approval_level: "ask",
                 writable_dirs: [],

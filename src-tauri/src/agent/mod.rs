@@ -24,9 +24,6 @@ use crate::provider::{ModelClient, ModelError, ToolSpec};
 use crate::safety::Safety;
 use crate::todo::TodoStore;
 
-/// Upper bound on one reply's length, sent as `max_tokens` (Anthropic requires one).
-pub const MAX_TOKENS: u32 = 8192;
-
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error(transparent)]

@@ -6,7 +6,7 @@ use chrono::Utc;
 
 use super::approval::{ApprovalBroker, ApprovalPolicy, Decision, Verdict, verdict};
 use super::batcher::TokenBatcher;
-use super::{Agent, MAX_TOKENS, TurnOutcome};
+use super::{Agent, TurnOutcome};
 use crate::cancel::{CancellationToken, Cancelled, OrCancel};
 use crate::event::{ErrorKind, Event, EventSink, Usage};
 use crate::history::{Record, TurnError, TurnStatus};
@@ -249,8 +249,9 @@ impl Agent {
                 system: &self.system,
                 messages: &self.messages,
                 tools: &self.tools,
-                max_tokens: MAX_TOKENS,
-                thinking_budget: 0,
+                max_tokens: self.settings.max_tokens,
+                // Thinking is Anthropic's; the OpenAI-compatible request has no such field.
+                thinking_budget: self.settings.thinking_budget,
             };
             let call = self.client.complete(&request, &mut on_delta, cancel);
             events.drive(call.or_cancel(cancel)).await.ok()

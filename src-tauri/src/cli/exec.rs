@@ -57,6 +57,13 @@ pub struct ExecArgs {
     /// Most model calls in one turn (default 90)
     #[arg(long, value_name = "N")]
     pub max_iterations: Option<u32>,
+    /// Longest reply in tokens, sent as max_tokens (default 8192)
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u32>,
+    /// Anthropic extended thinking budget in tokens: 0 is off (the default), else at least 1024
+    /// and below --max-tokens
+    #[arg(long, value_name = "N")]
+    pub thinking_budget: Option<u32>,
     /// Run commands that need approval, and the tools of MCP servers not marked trusted,
     /// without asking (otherwise they are refused)
     #[arg(long)]
@@ -446,6 +453,12 @@ fn settings_from(
     }
     if let Some(n) = args.max_iterations {
         settings.max_iterations = n;
+    }
+    if let Some(n) = args.max_tokens {
+        settings.max_tokens = n;
+    }
+    if let Some(n) = args.thinking_budget {
+        settings.thinking_budget = n;
     }
     Ok(settings)
 }

@@ -80,6 +80,7 @@ pub fn run() {
             preferences::choose_workdir,
             preferences::check_workdir,
             preferences::detect_local_servers,
+            preferences::list_models,
             commands::start_turn,
             commands::cancel_turn,
             commands::respond_approval,

@@ -11,9 +11,12 @@ use tauri::{AppHandle, Manager};
 use super::error::{CommandError, CommandResult};
 use super::settings::{self, KeyChange, KeyView, SandboxView, SettingsView};
 use super::state::{AppState, lock};
+use crate::cancel::CancellationToken;
 use crate::config::Settings;
+use crate::event::ErrorKind;
 use crate::keystore::{self, KeyStorage};
 use crate::local_servers::{self, LocalServer};
+use crate::provider::{ModelClient, ModelError, ModelInfo};
 
 #[derive(Serialize)]
 pub struct AppStatus {
@@ -282,4 +285,47 @@ pub async fn check_workdir(app: AppHandle, path: String) -> CommandResult<String
 #[tauri::command]
 pub async fn detect_local_servers() -> CommandResult<Vec<LocalServer>> {
     Ok(local_servers::detect(local_servers::CANDIDATES).await)
+}
+
+/// Test connection: the provider's models (`/v1/models`), asked with what the form holds (the
+/// typed key, else the saved one; the environment still wins where it is set), so the user can
+/// pick a model before saving.
+#[tauri::command]
+pub async fn list_models(
+    app: AppHandle,
+    settings: Settings,
+    api_key: Option<String>,
+) -> CommandResult<Vec<ModelInfo>> {
+    let trial = blocking(app, move |app, state| {
+        let mut trial = settings;
+        let typed = api_key.map(|key| key.trim().to_string());
+        trial.api_key = match typed.filter(|key| !key.is_empty()) {
+            Some(key) => key,
+            None => {
+                let file_key = settings::load_saved(app, &state.data_dir).settings.api_key;
+                saved_key(state, trial.provider.as_str(), &file_key)
+            }
+        };
+        trial.apply_env()?;
+        Ok(trial)
+    })
+    .await?;
+    let model_error = |error: ModelError| {
+        let kind = error.kind().map_or("internal", |kind| kind.as_str());
+        let field = match error.kind() {
+            Some(ErrorKind::Auth) => Some("api_key"),
+            Some(ErrorKind::Config | ErrorKind::Network | ErrorKind::Http) => Some("base_url"),
+            _ => None,
+        };
+        let out = CommandError::new(kind, error.to_string());
+        match field {
+            Some(field) => out.for_field(field),
+            None => out,
+        }
+    };
+    let client = ModelClient::new(&trial).map_err(model_error)?;
+    client
+        .list_models(&CancellationToken::new())
+        .await
+        .map_err(model_error)
 }

@@ -91,6 +91,10 @@ export interface Settings {
   stall_timeout_s: number;
   max_iterations: number;
   max_attempts: number;
+  /** Longest reply in tokens. */
+  max_tokens: number;
+  /** Anthropic extended thinking budget in tokens; 0 is off. */
+  thinking_budget: number;
   workdir: string;
   approval_level: ApprovalLevel;
   writable_dirs: string[];
@@ -301,6 +305,16 @@ export const chooseWorkdir = (path: string | null, create: boolean) =>
 export const checkWorkdir = (path: string) => call<string>("check_workdir", { path });
 
 export const detectLocalServers = () => call<LocalServer[]>("detect_local_servers");
+
+/** A model the provider offers (`name` where the server gives a display name). */
+export interface ModelInfo {
+  id: string;
+  name?: string;
+}
+
+/** Test connection: the models the provider lists, asked with the form's values. */
+export const listModels = (settings: Settings, apiKey: string | null) =>
+  call<ModelInfo[]>("list_models", { settings, apiKey });
 
 /** Which sessions the list shows: the active ones (pinned first), or the archived ones. */
 export type ListFilter = "active" | "archived";
