@@ -378,3 +378,45 @@ pub fn data_dir() -> PathBuf {
             .join("app.talaria.desktop"),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_checked_and_name_their_field() {
+        let ok = Settings {
+            model: "m".into(),
+            ..Settings::default()
+        };
+        assert!(ok.validate().is_ok());
+        let no_tokens = Settings {
+            max_tokens: 0,
+            ..ok.clone()
+        };
+        assert_eq!(
+            no_tokens.validate().unwrap_err().field(),
+            Some("max_tokens")
+        );
+        for budget in [1, 1023, 8192, 9000] {
+            let bad = Settings {
+                thinking_budget: budget,
+                ..ok.clone()
+            };
+            let error = bad.validate().unwrap_err();
+            assert_eq!(error.field(), Some("thinking_budget"), "{budget}");
+            assert!(error.to_string().contains("1024"), "{error}");
+        }
+        for budget in [0, 1024, 8191] {
+            let fine = Settings {
+                thinking_budget: budget,
+                ..ok.clone()
+            };
+            assert!(fine.validate().is_ok(), "{budget}");
+        }
+        // A settings file from before these fields loads with the defaults.
+        let old: Settings = serde_json::from_str(r#"{"model":"m"}"#).unwrap();
+        assert_eq!((old.max_tokens, old.thinking_budget), (8192, 0));
+    }
+}

@@ -176,7 +176,11 @@ mod tests {
         );
         assert!(secrets.why(Path::new("/home/u/proj/.env")).is_some());
         assert!(secrets.why(Path::new("/home/u/proj/.env.local")).is_some());
-        assert!(secrets.why(Path::new("/home/u/proj/.env.example")).is_none());
+        assert!(
+            secrets
+                .why(Path::new("/home/u/proj/.env.example"))
+                .is_none()
+        );
         assert!(
             secrets
                 .why(Path::new("/home/u/proj/keys/id_ed25519"))
