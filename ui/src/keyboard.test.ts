@@ -41,11 +41,47 @@ describe("the app's shortcuts", () => {
     mockIPC((cmd) => {
       switch (cmd) {
         case "app_status":
-          return { configured: true, data_dir: "/data", provider: "openai", model: "m", base_url: "", env_overrides: [] };
+          return {
+            configured: true,
+            model_ready: true,
+            workdir_ready: true,
+            workdir: "/home/u/proj",
+            home: "/home/u",
+            data_dir: "/data",
+            provider: "openai",
+            model: "m",
+            base_url: "",
+            env_overrides: [],
+            approval_level: "ask",
+            sandbox: { available: true },
+            key_storage: "file",
+          };
         case "list_sessions":
           return [];
         case "get_settings":
-          return { provider: "openai", base_url: "", model: "m", connect_timeout_s: 30, timeout_s: 300, stall_timeout_s: 120, max_iterations: 90, max_attempts: 3, workdir: "" };
+          return {
+            saved: {
+              provider: "openai",
+              base_url: "",
+              model: "m",
+              connect_timeout_s: 30,
+              timeout_s: 300,
+              stall_timeout_s: 120,
+              max_iterations: 90,
+              max_attempts: 3,
+              max_tokens: 8192,
+              thinking_budget: 0,
+              workdir: "/home/u/proj",
+              approval_level: "ask",
+              writable_dirs: [],
+              terminal_env: [],
+            },
+            env: [],
+            key: { storage: "file", saved: null },
+            sandbox: { available: true },
+            data_dir: "/data",
+            suggested_workdir: "/home/u/Talaria",
+          };
         default:
           return null;
       }
