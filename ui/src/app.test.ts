@@ -4,51 +4,11 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import App from "./App.svelte";
 import type { AppStatus, Settings, SettingsView } from "./lib/api";
 import { longSession, openPaged, pageBefore } from "./perf/fixtures";
-import { Mounted, until } from "./testing";
+import { Mounted, testSettings, testSettingsView, testStatus, until } from "./testing";
 
-const settings: Settings = {
-  provider: "openai",
-  base_url: "",
-  model: "",
-  connect_timeout_s: 30,
-  timeout_s: 300,
-  stall_timeout_s: 120,
-  max_iterations: 90,
-  max_attempts: 3,
-  max_tokens: 8192,
-  thinking_budget: 0,
-  workdir: "",
-  approval_level: "ask",
-  writable_dirs: ["~/.cargo"],
-  terminal_env: [],
-};
+const settings = testSettings();
 
-function settingsView(saved: Settings, env: SettingsView["env"] = []): SettingsView {
-  return {
-    saved,
-    env,
-    key: { storage: "file", saved: null },
-    sandbox: { available: true },
-    data_dir: "/data",
-    suggested_workdir: "/home/u/Talaria",
-  };
-}
-
-const baseStatus: AppStatus = {
-  configured: false,
-  model_ready: false,
-  workdir_ready: true,
-  workdir: "/home/u/proj",
-  home: "/home/u",
-  data_dir: "/data",
-  provider: "openai",
-  model: "",
-  base_url: "",
-  env_overrides: [],
-  approval_level: "ask",
-  sandbox: { available: true },
-  key_storage: "file",
-};
+const baseStatus = testStatus({ configured: false, model_ready: false, model: "" });
 
 describe("App", () => {
   let view: Mounted;
@@ -85,14 +45,14 @@ describe("App", () => {
           case "app_status":
             return status;
           case "get_settings":
-            return settingsView(settings, env);
+            return testSettingsView(settings, env);
           case "save_settings": {
             const s = args.settings as Settings;
             if (!s.model) throw { kind: "config", message: "no model is set: choose one in Settings", field: "model" };
             saved.push(s);
             savedKeys.push(args.apiKey as string | null);
             status = { ...status, configured: true, model_ready: true, model: s.model, base_url: s.base_url };
-            return settingsView(s, env);
+            return testSettingsView(s, env);
           }
           case "choose_workdir": {
             workdirs.push({ path: args.path, create: args.create });
@@ -279,5 +239,5 @@ describe("App", () => {
     expect(users()[0]).toBe("question 0: what is in file 0?");
     expect(users().at(-1)).toBe("and one more thing");
     expect(calls.filter((c) => c.cmd === "session_messages").map((c) => c.args.before)).toEqual([400]);
-  });
+  }, 20_000); // 800 messages in jsdom: slow when the machine is busy
 });

@@ -3,6 +3,7 @@ import { flushSync, mount, unmount } from "svelte";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import App from "./App.svelte";
 import { SHORTCUTS, shortcutFor } from "./lib/shortcuts";
+import { testSettings, testSettingsView, testStatus } from "./testing";
 
 const key = (k: string, mods: Partial<KeyboardEventInit> = {}) =>
   new KeyboardEvent("keydown", { key: k, bubbles: true, cancelable: true, ...mods });
@@ -41,47 +42,11 @@ describe("the app's shortcuts", () => {
     mockIPC((cmd) => {
       switch (cmd) {
         case "app_status":
-          return {
-            configured: true,
-            model_ready: true,
-            workdir_ready: true,
-            workdir: "/home/u/proj",
-            home: "/home/u",
-            data_dir: "/data",
-            provider: "openai",
-            model: "m",
-            base_url: "",
-            env_overrides: [],
-            approval_level: "ask",
-            sandbox: { available: true },
-            key_storage: "file",
-          };
+          return testStatus();
         case "list_sessions":
           return [];
         case "get_settings":
-          return {
-            saved: {
-              provider: "openai",
-              base_url: "",
-              model: "m",
-              connect_timeout_s: 30,
-              timeout_s: 300,
-              stall_timeout_s: 120,
-              max_iterations: 90,
-              max_attempts: 3,
-              max_tokens: 8192,
-              thinking_budget: 0,
-              workdir: "/home/u/proj",
-              approval_level: "ask",
-              writable_dirs: [],
-              terminal_env: [],
-            },
-            env: [],
-            key: { storage: "file", saved: null },
-            sandbox: { available: true },
-            data_dir: "/data",
-            suggested_workdir: "/home/u/Talaria",
-          };
+          return testSettingsView(testSettings({ model: "m", workdir: "/home/u/proj" }));
         default:
           return null;
       }

@@ -10,7 +10,7 @@ import App from "./App.svelte";
 import type { SessionDetail, SessionSummary, StoredMessage } from "./lib/api";
 import { exportName } from "./lib/sessionList.svelte";
 import { arrangeForks, formatBytes, highlightRuns } from "./lib/sessions";
-import { Mounted, until as settle } from "./testing";
+import { Mounted, testSettings, testSettingsView, testStatus, until as settle } from "./testing";
 
 interface Internals {
   runCallback: (id: number, data: unknown) => void;
@@ -116,21 +116,7 @@ describe("session browser", () => {
         const row = rows.find((r) => r.id === args.id);
         switch (cmd) {
           case "app_status":
-            return {
-              configured: true,
-              model_ready: true,
-              workdir_ready: true,
-              workdir: "/home/me/proj",
-              home: "/home/me",
-              data_dir: "/data",
-              provider: "openai",
-              model: "m",
-              base_url: "",
-              env_overrides: [],
-              approval_level: "ask",
-              sandbox: { available: true },
-              key_storage: "file",
-            };
+            return testStatus({ workdir: "/home/me/proj", home: "/home/me" });
           case "index_health":
             return { mode: "live" };
           case "list_sessions": {
@@ -214,29 +200,7 @@ describe("session browser", () => {
           case "save_history_settings":
             return args.settings;
           case "get_settings":
-            return {
-              saved: {
-                provider: "openai",
-                base_url: "",
-                model: "m",
-                connect_timeout_s: 30,
-                timeout_s: 300,
-                stall_timeout_s: 120,
-                max_iterations: 90,
-                max_attempts: 3,
-                max_tokens: 8192,
-                thinking_budget: 0,
-                workdir: "",
-                approval_level: "ask",
-                writable_dirs: [],
-                terminal_env: [],
-              },
-              env: [],
-              key: { storage: "file", saved: null },
-              sandbox: { available: true },
-              data_dir: "/data",
-              suggested_workdir: "/home/me/Talaria",
-            };
+            return testSettingsView(testSettings({ model: "m", writable_dirs: [] }));
           default:
             throw { kind: "unknown", message: `no mock for ${cmd}` };
         }
