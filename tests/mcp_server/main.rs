@@ -46,7 +46,9 @@ impl TestServer {
             .append(true)
             .open(path.as_ref())
         {
-            let _ = writeln!(file, "{fields}");
+            // One write per line: the tool's task and the cancel notification log at the same
+            // moment, and `writeln!` would interleave their pieces into two unreadable lines.
+            let _ = file.write_all(format!("{fields}\n").as_bytes());
         }
     }
 }
@@ -121,7 +123,10 @@ impl ServerHandler for TestServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let request = context.id.to_string();
-        self.log("call", json!({"tool": params.name, "request": request}));
+        self.log(
+            "call",
+            json!({"tool": params.name, "request": request, "arguments": params.arguments}),
+        );
         let result = match params.name.as_ref() {
             "echo" => {
                 let message = params
