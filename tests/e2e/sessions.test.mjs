@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { App, Keys, ROOT, Standin, log, makeTemp, scenario as wrap, sleep, stopAll, waitFor } from "./harness.mjs";
+import { App, Keys, ROOT, Standin, log, makeTemp, scenario as wrap, sleep, standinEnv, stopAll, waitFor } from "./harness.mjs";
 
 const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -25,15 +25,7 @@ const s = () => app.session;
 function launch(more = {}) {
   return App.launch({
     logDir: tmp,
-    env: {
-      TALARIA_PROVIDER: "openai",
-      TALARIA_BASE_URL: `${stand.url}/v1`,
-      TALARIA_MODEL: "standin-model",
-      TALARIA_DATA_DIR: dataDir,
-      TALARIA_WORKDIR: workDir,
-      TALARIA_API_KEY: "sk-standin",
-      ...more,
-    },
+    env: { ...standinEnv(stand, { dataDir, workDir }), ...more },
   });
 }
 

@@ -491,9 +491,7 @@ impl Agent {
             ToolOutput::ok(output.content)
         };
         // A server's output is redacted like a built-in tool's: it may echo the key.
-        if let std::borrow::Cow::Owned(clean) = self.safety.redactor.redact(&result.content) {
-            result.content = clean;
-        }
+        self.safety.redactor.redact_in_place(&mut result.content);
         Some((result, output.images))
     }
 

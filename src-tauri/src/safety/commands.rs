@@ -20,8 +20,9 @@ pub struct CommandContext<'a> {
     /// Folders outside the working folder that writes may go to (temp folders, and the extra
     /// writable folders from settings).
     pub writable: &'a [PathBuf],
-    /// The working folder holds secret files (`.env`, keys): recursive reads are not safe.
-    pub folder_has_secrets: bool,
+    /// Whether the working folder holds secret files (`.env`, keys), which makes recursive
+    /// reads unsafe. A walk of the folder: asked only for a command that reads recursively.
+    pub folder_has_secrets: fn(&Path) -> bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -410,7 +411,7 @@ fn read_only(
                     || has_short(&flags, 'R')
                     || has_long(&flags, "--recursive")
                     || has_long(&flags, "--dereference-recursive"))
-                && ctx.folder_has_secrets
+                && (ctx.folder_has_secrets)(ctx.workdir)
             {
                 return Err(
                     "a recursive grep would read the secret files (.env, keys) in this folder"
@@ -441,7 +442,7 @@ fn read_only(
             let unrestricted = flags.iter().any(|f| {
                 *f == "--hidden" || *f == "--no-ignore" || f.starts_with("-u") || *f == "-."
             });
-            if unrestricted && ctx.folder_has_secrets {
+            if unrestricted && (ctx.folder_has_secrets)(ctx.workdir) {
                 return Err(
                     "rg over hidden or ignored files would read the secret files in this folder"
                         .to_string(),
@@ -1259,7 +1260,7 @@ mod tests {
             home: Some(Path::new("/home/u")),
             secrets,
             writable,
-            folder_has_secrets: has_secrets,
+            folder_has_secrets: if has_secrets { |_| true } else { |_| false },
         }
     }
 

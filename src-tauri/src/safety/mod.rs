@@ -180,7 +180,7 @@ impl Safety {
                     home: home.as_deref(),
                     secrets: &self.secrets,
                     writable: &self.writable,
-                    folder_has_secrets: folder_has_secrets(workdir),
+                    folder_has_secrets,
                 };
                 let assessment = assess(command, &ctx);
                 if assessment.known_safe {

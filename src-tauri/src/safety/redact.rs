@@ -54,6 +54,13 @@ impl Redactor {
         }
         Cow::Owned(out)
     }
+
+    /// `text` with every secret replaced, in place (untouched, and not copied, when clean).
+    pub fn redact_in_place(&self, text: &mut String) {
+        if let Cow::Owned(clean) = self.redact(text) {
+            *text = clean;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -244,11 +244,9 @@ read-only may wait for the user's approval, and may be denied.",
 /// result the model can read. When `cancel` fires, whatever the tool started is stopped and
 /// the result is "cancelled by the user".
 pub async fn run(call: &ToolCall, ctx: ToolContext<'_>) -> ToolOutput {
-    let redactor = ctx.safety.redactor.clone();
+    let safety = ctx.safety;
     let mut output = run_unredacted(call, ctx).await;
-    if let std::borrow::Cow::Owned(clean) = redactor.redact(&output.content) {
-        output.content = clean;
-    }
+    safety.redactor.redact_in_place(&mut output.content);
     output
 }
 
