@@ -134,6 +134,7 @@ describe("Talaria window", { timeout: 240_000 }, () => {
         },
         { timeout: 30_000 },
       );
+      await app.waitTurn("done");
       log(`statuses seen: ${[...seen].join(" → ")}; partial text seen while streaming: ${partial}`);
       assert.ok(seen.has("running"), "turn-status should have been running while the reply streamed");
       assert.equal(await session.textOf("user-message"), "Say hello");
@@ -241,11 +242,7 @@ describe("Talaria window", { timeout: 240_000 }, () => {
       ]);
       await newConversation();
       await sendPrompt("What is in this folder? Plan first.");
-      await waitFor("turn-status done", async () => {
-        const now = await status();
-        if (now === "error") throw new Error(`turn failed: ${await session.textOf("error-banner")}`);
-        return now === "done";
-      }, { timeout: 30_000 });
+      await app.waitTurn("done", 30_000);
 
       const cards = await session.allByTestId("tool-card");
       assert.equal(cards.length, 2, "one card per tool call");
@@ -292,7 +289,7 @@ describe("Talaria window", { timeout: 240_000 }, () => {
       assert.match(await session.textOf("approval-dialog"), /git push --force origin main/);
       assert.equal(await status(), "running");
       await session.click(await session.byTestId("deny-button"));
-      await waitFor("turn-status done", async () => (await status()) === "done", { timeout: 20_000 });
+      await app.waitTurn("done", 20_000);
       assert.equal((await session.allByTestId("approval-dialog")).length, 0);
       const card = await session.byTestId("tool-card");
       assert.equal(await session.attribute(card, "data-state"), "error", "a denied command is an error result");
@@ -319,7 +316,7 @@ describe("Talaria window", { timeout: 240_000 }, () => {
       await session.click(cont);
       await push({ kind: "openai", items: [{ type: "text", text: "Hello again, same session." }] });
       await sendPrompt("And again");
-      await waitFor("turn-status done", async () => (await status()) === "done", { timeout: 20_000 });
+      await app.waitTurn("done", 20_000);
       assert.equal((await session.allByTestId("user-message")).length, 2);
       const requests = await standin("GET", "/_standin/requests");
       const last = requests[requests.length - 1];
@@ -478,7 +475,7 @@ describe("Talaria window", { timeout: 240_000 }, () => {
       await session.type(input, `first line${Keys.SHIFT}${Keys.ENTER}${Keys.SHIFT}second line`);
       assert.equal(await status(), "idle", "Shift+Enter must not send");
       await session.type(input, Keys.ENTER);
-      await waitFor("turn-status done", async () => (await status()) === "done", { timeout: 20_000 });
+      await app.waitTurn("done", 20_000);
       assert.equal(await session.textOf("user-message"), "first line\nsecond line");
     }),
   );
@@ -490,7 +487,7 @@ describe("Talaria window", { timeout: 240_000 }, () => {
       await push({ kind: "openai", items: [{ type: "text", text: "App answer one." }] });
       await newConversation();
       await sendPrompt("handoff question");
-      await waitFor("turn-status done", async () => (await status()) === "done", { timeout: 20_000 });
+      await app.waitTurn("done", 20_000);
 
       const id = await waitFor("the session in `talaria sessions list`", () => {
         const listed = spawnSync(APP_BIN, ["sessions", "list", "--data-dir", dataDir, "--json"], { encoding: "utf8" });
@@ -507,7 +504,7 @@ describe("Talaria window", { timeout: 240_000 }, () => {
 
       await push({ kind: "openai", items: [{ type: "text", text: "App answer two." }] });
       await sendPrompt("back in the app");
-      await waitFor("turn-status done", async () => (await status()) === "done", { timeout: 20_000 });
+      await app.waitTurn("done", 20_000);
       const requests = await standin("GET", "/_standin/requests");
       const sent = JSON.stringify(requests[requests.length - 1].body);
       assert.match(sent, /from the terminal/, "the app's next turn includes the turn exec added");

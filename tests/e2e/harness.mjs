@@ -330,7 +330,7 @@ export class App {
     await this.session.click(send);
   }
 
-  /** Waits for the turn to end `want` (default done); an error status fails with the banner's text. */
+  /** Waits for the turn to end `want` (default done) and its end to be drawn; an error status fails with the banner's text. */
   async waitTurn(want = "done", timeout = 30_000) {
     await waitFor(
       `turn-status ${want}`,
@@ -340,6 +340,11 @@ export class App {
         return now === want;
       },
       { timeout },
+    );
+    // The end of a turn is drawn over three frames: the status, then the reply's last blocks
+    // (and its copy button), then the edit and regenerate buttons and the token counts.
+    await this.session.execute(
+      "return new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => requestAnimationFrame(() => done(true)))));",
     );
   }
 

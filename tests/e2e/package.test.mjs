@@ -216,6 +216,7 @@ describe("the installed app (.deb)", { skip, timeout: 300_000 }, () => {
         if (status === "running" && text) lengths.add(text.length);
         return status === "done";
       }, { timeout: 30_000, interval: 40 });
+      await app.waitTurn("done");
       // The message's own text, without its Copy button's label.
       const reply = (await app.session.textOf("assistant-message")).replace(/\s*Copy$/, "").trim();
       assert.equal(reply, words.join(""));

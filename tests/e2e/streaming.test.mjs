@@ -1,9 +1,9 @@
 // A long reply in the real window: 20 000 tokens at about 200 tokens/s, a heading and a code
-// block every 50 tokens, streamed by the stand-in server. Asserts that the window keeps drawing
-// (longest frame gap under 100 ms), that the screen does not lag behind the DOM when the turn
-// ends, that the app's memory comes back near its idle figure, and that the reply reads back
-// from its first section, windowed, both where it streamed and reopened from the list. The
-// figures (frame-gap distribution, memory) are printed and written to
+// block every 50 tokens, streamed by the stand-in server. Asserts that the app's memory comes
+// back near its idle figure, that the window keeps drawing (longest frame gap) with the screen
+// in step with the DOM when the turn ends, and that the reply reads back from its first
+// section, windowed, both where it streamed and reopened from the list. The figures
+// (frame-gap distribution, memory) are printed and written to
 // tests/e2e/out/streaming-figures.json.
 
 import assert from "node:assert/strict";
@@ -24,8 +24,14 @@ let tmp;
 let stand;
 let app;
 const scenario = (name, body) => wrap(name, () => app, body);
+/** What tests/e2e/out/streaming-figures.json holds: both passes' figures. */
+const figures = {};
+function writeFigures() {
+  fs.mkdirSync(OUT, { recursive: true });
+  fs.writeFileSync(path.join(OUT, "streaming-figures.json"), `${JSON.stringify(figures, null, 2)}\n`);
+}
 
-describe("a 20 000-token reply", { timeout: 600_000 }, () => {
+describe("a 20 000-token reply", { timeout: 900_000 }, () => {
   before(async () => {
     const dirs = makeTemp();
     tmp = dirs.tmp;
@@ -42,26 +48,76 @@ describe("a 20 000-token reply", { timeout: 600_000 }, () => {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
+  /** Streams the long reply in the chat on screen and waits for it to end; returns its seconds. */
+  async function streamLongReply() {
+    await stand.push({ kind: "openai", items: [{ type: "text", tokens: longReplyTokens(TOKENS) }], delay_ms: DELAY_MS });
+    const started = Date.now();
+    await app.sendPrompt("Write the long report");
+    // Polled gently: every WebDriver command runs a script in the page too.
+    await waitFor(
+      "turn-status done",
+      async () => {
+        const now = await app.status();
+        if (now === "error") throw new Error(`turn failed: ${await app.session.textOf("error-banner")}`);
+        return now === "done";
+      },
+      { timeout: 480_000, interval: 1000 },
+    );
+    return (Date.now() - started) / 1000;
+  }
+
+  // Memory is measured on a reply streamed into a settled window with nothing else running in
+  // the page. What the web process holds after the reply depends on whether JSC ran full
+  // collections during it (JSC_logGC=1 shows them): it did, every few seconds, in a window idle
+  // for 12 s, and the reply left 35-38 MB; it ran none when the reply started 6 s after launch
+  // or with the frame watcher below running (a requestAnimationFrame callback every frame), and
+  // the same reply left 76-85 MB, nearly all of it garbage in JSC's old generation that only a
+  // full collection frees. The watcher's memory is the instrument's, so the two are measured
+  // apart; the figures file has both.
   it(
-    "streams with no long frame gap, the screen in step with the DOM, and memory near idle",
+    "streams 20 000 tokens and its memory comes back near the idle figure",
+    scenario("long-stream-memory", async () => {
+      const appPid = app.driver.pid;
+      // Idle: the window settled (start-up work done), nothing streaming.
+      await sleep(12_000);
+      const idle = treeRss(appPid);
+      log(`idle: RSS ${idle.mb} MB`);
+      for (const p of idle.processes) log(`  ${p.pid} ${p.name}: ${p.mb} MB`);
+      const seconds = await streamLongReply();
+      log(`memory pass: ${TOKENS} tokens in ${seconds.toFixed(1)} s (${Math.round(TOKENS / seconds)} tokens/s)`);
+      // A moment for the page to collect the stream's garbage.
+      await sleep(10_000);
+      const after = treeRss(appPid);
+      const growth = Math.round((after.mb - idle.mb) * 10) / 10;
+      log(`RSS after the reply: ${after.mb} MB (idle ${idle.mb} MB, growth ${growth} MB)`);
+      for (const p of after.processes) log(`  ${p.pid} ${p.name}: ${p.mb} MB`);
+      figures.idle_rss_mb = idle.mb;
+      figures.after_rss_mb = after.mb;
+      figures.growth_mb = growth;
+      figures.idle_processes = idle.processes;
+      figures.processes = after.processes;
+      writeFigures();
+      // The goal is within 50 MB of idle (measured here: 35-38 MB). The bound is loose, as test
+      // bounds are, and still catches the unbounded growth the window had (392 MB for this reply).
+      assert.ok(growth < 100, `memory grew ${growth} MB over idle; want well under 100 MB (goal: 50 MB)`);
+    }),
+  );
+
+  it(
+    "streams with no long frame gap and the screen in step with the DOM",
     scenario("long-stream", async () => {
       const { session } = app;
-      const appPid = app.driver.pid;
-      // Idle: the window settled, nothing streaming.
-      await sleep(4000);
+      await app.newConversation();
+      // Its own flag and list: the stream's watcher starts before this loop's last frame.
       await session.execute(`
-        window.__gaps = []; window.__watch = true; let last = performance.now();
-        const f = () => { const n = performance.now(); window.__gaps.push(n - last); last = n;
-          if (window.__watch) requestAnimationFrame(f); };
+        window.__idleGaps = []; window.__idleWatch = true; let last = performance.now();
+        const f = () => { const n = performance.now(); window.__idleGaps.push(n - last); last = n;
+          if (window.__idleWatch) requestAnimationFrame(f); };
         requestAnimationFrame(f);`);
       await sleep(8000);
-      const idleFrames = frameStats(await session.execute("window.__watch = false; return window.__gaps;"));
-      const idleRss = treeRss(appPid);
-      log(`idle: ${JSON.stringify(idleFrames)}; RSS ${idleRss.mb} MB`);
-      for (const p of idleRss.processes) log(`  ${p.pid} ${p.name}: ${p.mb} MB`);
+      const idleFrames = frameStats(await session.execute("window.__idleWatch = false; return window.__idleGaps;"));
+      log(`idle frames: ${JSON.stringify(idleFrames)}`);
 
-      const tokens = longReplyTokens(TOKENS);
-      await stand.push({ kind: "openai", items: [{ type: "text", tokens }], delay_ms: DELAY_MS });
       // Frames, and how long after the status turns `done` in the DOM two more frames are drawn.
       await session.execute(`
         window.__gaps = []; window.__watch = true; window.__doneLag = null; let last = performance.now();
@@ -75,19 +131,7 @@ describe("a 20 000-token reply", { timeout: 600_000 }, () => {
           window.__doneLag = -1;
           requestAnimationFrame(() => requestAnimationFrame(() => { window.__doneLag = performance.now() - at; }));
         }).observe(status, { childList: true, characterData: true, subtree: true });`);
-      const started = Date.now();
-      await app.sendPrompt("Write the long report");
-      // Polled gently: every WebDriver command runs a script in the page too.
-      await waitFor(
-        "turn-status done",
-        async () => {
-          const now = await app.status();
-          if (now === "error") throw new Error(`turn failed: ${await session.textOf("error-banner")}`);
-          return now === "done";
-        },
-        { timeout: 480_000, interval: 1000 },
-      );
-      const seconds = (Date.now() - started) / 1000;
+      const seconds = await streamLongReply();
       await sleep(300);
       const stream = frameStats(await session.execute("window.__watch = false; return window.__gaps;"));
       const doneLag = await session.execute("return window.__doneLag;");
@@ -103,16 +147,11 @@ describe("a 20 000-token reply", { timeout: 600_000 }, () => {
       const quarters = [0, 1, 2, 3].map((q) => frameStats([0, ...gaps.slice(q * size, (q + 1) * size)]));
       quarters.forEach((q, i) => log(`  quarter ${i + 1}: ${JSON.stringify(q)}`));
       log(`two frames drawn ${doneLag === null ? "?" : Math.round(doneLag)} ms after the status turned done`);
+      // For the record: the same reply's memory with the watcher running (see above).
+      const watched = treeRss(app.driver.pid);
+      log(`RSS with the frame watcher, after both replies: ${watched.mb} MB`);
 
-      // Memory once the reply is in and the page had a moment to collect its garbage.
-      await sleep(30_000);
-      const afterRss = treeRss(appPid);
-      const growth = afterRss.mb - idleRss.mb;
-      log(`RSS after the reply: ${afterRss.mb} MB (idle ${idleRss.mb} MB, growth ${growth} MB)`);
-      for (const p of afterRss.processes) log(`  ${p.pid} ${p.name}: ${p.mb} MB`);
-
-      fs.mkdirSync(OUT, { recursive: true });
-      const figures = {
+      Object.assign(figures, {
         tokens: TOKENS,
         seconds,
         tokens_per_s: Math.round(TOKENS / seconds),
@@ -121,25 +160,16 @@ describe("a 20 000-token reply", { timeout: 600_000 }, () => {
         stream_frames: stream,
         stream_quarters: quarters,
         done_to_two_frames_ms: doneLag,
-        idle_rss_mb: idleRss.mb,
-        after_rss_mb: afterRss.mb,
-        growth_mb: growth,
-        processes: afterRss.processes,
-      };
-      fs.writeFileSync(path.join(OUT, "streaming-figures.json"), `${JSON.stringify(figures, null, 2)}\n`);
+        rss_with_frame_watcher_mb: watched.mb,
+      });
+      writeFigures();
 
       // The end of the reply is on screen (the window holds the blocks around it).
       assert.ok(text.includes(`Section ${SECTIONS}`) && text.includes(`section_${SECTIONS - 1}()`), "the end of the reply is shown");
-      // The goal is no frame over 50 ms. Measured here: p99 about 26 ms, a handful of frames over
-      // 50 ms, and the longest gap 83-117 ms, always in the last quarter, where the turn ends.
-      // The bound is loose so a noisy machine does not fail it; the figures file tracks the goal.
-      assert.ok(stream.max < 250, `longest frame gap ${Math.round(stream.max)} ms while streaming; want well under 250 ms (goal: 50 ms)`);
-      assert.ok(stream.over_100ms <= 3, `${stream.over_100ms} frames over 100 ms while streaming`);
+      // The goal is no frame over 50 ms (measured with the release build: longest 45-62 ms, 0-3
+      // of ~6 700 frames over 50 ms); the bound is twice that, for a noisy 2-core machine.
+      assert.ok(stream.max < 100, `longest frame gap ${Math.round(stream.max)} ms while streaming; want under 100 ms (goal: 50 ms)`);
       assert.ok(doneLag !== null && doneLag >= 0 && doneLag < 250, `the screen caught up ${doneLag} ms after done`);
-      // The goal is under 50 MB over idle; this machine measures 80–90 MB, nearly all in the
-      // WebKit web process (streaming-figures.json). The bound here is loose, as test bounds
-      // are, and still catches the unbounded growth the window had (392 MB for this reply).
-      assert.ok(growth < 150, `memory grew ${growth} MB over idle; want well under 150 MB (goal: 50 MB)`);
     }),
   );
 

@@ -387,7 +387,8 @@ describe("session browser", () => {
     q('textarea[aria-label="Edit message"]')?.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", bubbles: true }));
     await until(() => q('textarea[aria-label="Edit message"]') === null);
 
-    // Regenerate: a fork at the last question, asked again.
+    // Regenerate: a fork at the last question, asked again (shown once the ended turn settled).
+    await until(() => q('[data-testid="regenerate-button"]') !== null);
     q('[data-testid="regenerate-button"]')?.click();
     await until(() => called("start_turn").length === 2);
     expect(called("fork_session")[1].args).toMatchObject({ id: "f1", messageIndex: 4 });

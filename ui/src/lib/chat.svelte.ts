@@ -3,6 +3,7 @@
 // string field, so a token re-renders that item alone, never the history.
 
 import * as api from "./api";
+import { requestFrame } from "./frame";
 import type {
   AskKind,
   CommandError,
@@ -255,6 +256,13 @@ export class Conversation {
   /** Tokens of the last finished turn, and of the whole session, as the provider reported them. */
   turnUsage = $state<Usage | null>(null);
   sessionUsage = $state<Usage | null>(null);
+  /**
+   * False from a turn's end until two frames later. What shows only between turns (edit and
+   * regenerate buttons, the token counts) waits for it, so the end of a long reply is drawn over
+   * three frames (status and composer, then the reply's last blocks, then these) rather than
+   * one long one.
+   */
+  settled = $state(true);
 
   #open: AssistantItem | null = null;
   #tools = new Map<string, ToolItem>();
@@ -544,6 +552,8 @@ export class Conversation {
     this.approvals = [];
     this.#cancelWhenKnown = false;
     this.status = status;
+    this.settled = false;
+    requestFrame(() => requestFrame(() => (this.settled = true)));
   }
 }
 
