@@ -104,6 +104,13 @@ pub struct Agent {
     mcp_approved: HashSet<String>,
 }
 
+/// What the user allowed "for this session": commands (by their grant key) and MCP servers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionGrants {
+    pub commands: HashSet<String>,
+    pub mcp_servers: HashSet<String>,
+}
+
 impl Agent {
     /// A new conversation. `recorder` is None when history is unavailable (kept in memory only).
     pub fn new(
@@ -239,6 +246,22 @@ impl Agent {
         self.settings = settings;
         self.rebuild_safety();
         Ok(())
+    }
+
+    /// What the user allowed "for this session" so far.
+    pub fn grants(&self) -> SessionGrants {
+        SessionGrants {
+            commands: self.grants.clone(),
+            mcp_servers: self.mcp_approved.clone(),
+        }
+    }
+
+    /// Adds grants given earlier in this session: a conversation reloaded from its log (another
+    /// process wrote to it, or the log was reopened before the last turn's writer let go) keeps
+    /// what the user allowed for the session.
+    pub fn restore_grants(&mut self, grants: &SessionGrants) {
+        self.grants.extend(grants.commands.iter().cloned());
+        self.mcp_approved.extend(grants.mcp_servers.iter().cloned());
     }
 
     /// Uses the tools of these MCP servers from the next turn on (None: built-in tools only).

@@ -12,7 +12,7 @@ use super::error::{CommandError, CommandResult};
 use super::preferences::{checked_workdir, effective_settings};
 use super::sessions::find_session_path;
 use super::state::{AppState, ChannelSink, ChannelSlot, SessionSlot, lock};
-use crate::agent::{Agent, ApprovalBroker, ApprovalPolicy, Decision, SafetyOptions};
+use crate::agent::{Agent, ApprovalBroker, ApprovalPolicy, Decision, SafetyOptions, SessionGrants};
 use crate::cancel::CancellationToken;
 use crate::config::Settings;
 use crate::event::{Event, EventSink};
@@ -84,6 +84,9 @@ fn claim_slot(
                     let mut agent =
                         Agent::from_history(settings, workdir, log, Some(recorder.clone()))?;
                     agent.set_safety_options(safety_options(state));
+                    if let Some(grants) = lock(&state.grants).get(&id) {
+                        agent.restore_grants(grants);
+                    }
                     agent
                 }
             };
@@ -194,6 +197,10 @@ pub async fn start_turn(
         match agent.set_settings(settings) {
             Ok(()) => {
                 agent.run_turn(prompt, &sink, &policy, token).await;
+                let grants = agent.grants();
+                if grants != SessionGrants::default() {
+                    lock(&app.state::<AppState>().grants).insert(slot.id.clone(), grants);
+                }
             }
             Err(error) => sink.emit(Event::Error {
                 kind: error.kind(),

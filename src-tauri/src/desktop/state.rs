@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tauri::ipc::Channel;
 
-use crate::agent::{Agent, ApprovalBroker};
+use crate::agent::{Agent, ApprovalBroker, SessionGrants};
 use crate::cancel::CancellationToken;
 use crate::event::{Event, EventSink};
 use crate::history::{Index, Recorder, WatchHealth};
@@ -94,6 +94,9 @@ pub struct AppState {
     pub compaction: Mutex<Option<CancellationToken>>,
     /// The MCP servers, started in the background at start-up.
     pub mcp: OnceLock<McpManager>,
+    /// What the user allowed "for this session", by session, kept for this run of the app: a
+    /// conversation reloaded from its log gets them back.
+    pub grants: Mutex<HashMap<String, SessionGrants>>,
 }
 
 impl AppState {
@@ -110,6 +113,7 @@ impl AppState {
             key_storage: OnceLock::new(),
             keys: Mutex::new(HashMap::new()),
             mcp: OnceLock::new(),
+            grants: Mutex::new(HashMap::new()),
         }
     }
 
