@@ -66,6 +66,7 @@ fn claim_slot(
                     agent
                 }
                 None => {
+                    tracing::info!(session = %id, "reading the conversation from its log");
                     let log = history::read_session(&path)?;
                     // A session goes on in the folder it was started in.
                     let workdir = crate::safety::check_workdir(

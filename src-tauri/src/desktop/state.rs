@@ -140,12 +140,23 @@ impl AppState {
         let Ok(slot) = Arc::try_unwrap(slot) else {
             return;
         };
-        let mut agent = slot.agent.into_inner();
-        // Dropping the last handle writes what is pending and closes the file.
+        let SessionSlot {
+            id,
+            path,
+            recorder,
+            agent,
+            ..
+        } = slot;
+        let mut agent = agent.into_inner();
+        // Dropping the last handle (the agent's, then the slot's own) writes what is pending and
+        // closes the file, so the size parked with the conversation is the log's final one. The
+        // slot's handle used to outlive the size, the turn's last records landed after it, and
+        // the next turn found the size changed and reloaded the whole log.
         drop(agent.detach_recorder());
-        if let Ok(meta) = std::fs::metadata(&slot.path) {
+        drop(recorder);
+        if let Ok(meta) = std::fs::metadata(&path) {
             lock(&self.parked).insert(
-                slot.id,
+                id,
                 Parked {
                     agent,
                     size: meta.len(),
