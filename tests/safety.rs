@@ -537,8 +537,15 @@ async fn known_safe_commands_run_unasked_and_a_session_grant_is_remembered() {
             .any(|e| matches!(e, Event::ApprovalRequest { .. }))
     );
 
-    // Not known safe: asks with three answers; "for this session" covers the next identical call.
+    // Not known safe: asks with three answers; "for this session" covers the next identical call,
+    // also in the conversation rebuilt (as the desktop does from the log) with the session's grants.
     for round in 0..2 {
+        if round == 1 {
+            let grants = agent.grants();
+            assert_eq!(grants.commands.len(), 1, "{grants:?}");
+            agent = agent_at(&server, &l, ApprovalLevel::Ask);
+            agent.restore_grants(&grants);
+        }
         server.push(Reply::openai().tool_call(
             "c2",
             "terminal",
