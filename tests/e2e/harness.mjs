@@ -387,16 +387,20 @@ export function scenario(name, getApp, body) {
   };
 }
 
-/** Installs a requestAnimationFrame watcher in the page; `frameGaps(session)` reads it back. */
+/**
+ * Installs a requestAnimationFrame watcher in the page, which records every frame gap (ms).
+ * Installing one stops the one before at once (a stopped loop would otherwise draw one more
+ * frame into the new list); `frameGaps(session)` stops it and returns the gaps.
+ */
 export async function watchFrames(session) {
   await session.execute(`
-    window.__gaps = []; window.__gap = 0; window.__watch = true; let last = performance.now();
-    const f = () => { const n = performance.now(); const g = n - last; window.__gaps.push(g);
-      window.__gap = Math.max(window.__gap, g); last = n; if (window.__watch) requestAnimationFrame(f); };
+    const me = {}; window.__frameWatcher = me; window.__gaps = []; let last = performance.now();
+    const f = () => { if (window.__frameWatcher !== me) return;
+      const n = performance.now(); window.__gaps.push(n - last); last = n; requestAnimationFrame(f); };
     requestAnimationFrame(f);`);
 }
 
-/** Stops the watcher; returns { max, gaps } in ms. */
+/** Stops the watcher; returns its frame gaps in ms. */
 export async function frameGaps(session) {
-  return session.execute("window.__watch = false; return { max: window.__gap, gaps: window.__gaps };");
+  return session.execute("window.__frameWatcher = null; return window.__gaps;");
 }

@@ -256,9 +256,8 @@ impl Agent {
         }
     }
 
-    /// Adds grants given earlier in this session: a conversation reloaded from its log (another
-    /// process wrote to it, or the log was reopened before the last turn's writer let go) keeps
-    /// what the user allowed for the session.
+    /// Adds grants given earlier in this session: a conversation read back from its log (another
+    /// process continued it meanwhile) keeps what the user allowed for the session.
     pub fn restore_grants(&mut self, grants: &SessionGrants) {
         self.grants.extend(grants.commands.iter().cloned());
         self.mcp_approved.extend(grants.mcp_servers.iter().cloned());
